@@ -1,0 +1,28 @@
+"""Collects the node families; a family whose optional dependency is missing is skipped with one log line.
+
+Each module in `_FAMILIES` exports NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS. Importing this
+package must never take ComfyUI down, so every family is imported on its own.
+"""
+import importlib
+import logging
+
+log = logging.getLogger("sana_wm")
+
+_FAMILIES = ("camera", "intrinsics", "models", "sampling", "refine", "output", "routes")
+
+NODE_CLASS_MAPPINGS: dict = {}
+NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+
+for _name in _FAMILIES:
+    try:
+        _mod = importlib.import_module(f".{_name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.endswith(f"nodes.{_name}"):
+            continue  # family not written yet / removed
+        log.warning("SANA-WM: %s nodes disabled: missing dependency %r (%s)", _name, exc.name, exc)
+        continue
+    except Exception as exc:  # noqa: BLE001 - a broken family must not break ComfyUI
+        log.warning("SANA-WM: %s nodes disabled: %s: %s", _name, type(exc).__name__, exc)
+        continue
+    NODE_CLASS_MAPPINGS.update(getattr(_mod, "NODE_CLASS_MAPPINGS", {}))
+    NODE_DISPLAY_NAME_MAPPINGS.update(getattr(_mod, "NODE_DISPLAY_NAME_MAPPINGS", {}))

@@ -1,0 +1,190 @@
+"""A small client for ComfyUI's HTTP + websocket API (stdlib + websocket-client).
+
+Shared by `scripts/queue_batch.py` and the test-suite, so both speak to the server the same way:
+POST /prompt, follow the websocket until the prompt finishes or fails, read /history, fetch /view,
+upload with /upload/image, and POST /interrupt.
+"""
+from __future__ import annotations
+
+import json
+import mimetypes
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import websocket  # websocket-client
+
+
+class ComfyError(RuntimeError):
+    """The server refused or failed a prompt; `details` is the server's JSON."""
+
+    def __init__(self, message: str, details: Any = None):
+        super().__init__(message)
+        self.details = details
+
+
+@dataclass
+class PromptResult:
+    prompt_id: str
+    status: str                      # "success" | "error" | "interrupted"
+    events: list[dict] = field(default_factory=list)
+    error: dict | None = None        # the execution_error payload, when status == "error"
+    history: dict = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> dict:
+        return self.history.get("outputs", {})
+
+    def files(self, kind: str | None = None) -> list[dict]:
+        """Every file an output node reported (`images`, `videos`, `gifs`, ...)."""
+        found = []
+        for node_out in self.outputs.values():
+            for key, items in node_out.items():
+                if kind and key != kind:
+                    continue
+                if isinstance(items, list):
+                    found += [it for it in items if isinstance(it, dict) and "filename" in it]
+        return found
+
+
+class ComfyClient:
+    def __init__(self, url: str, client_id: str | None = None, timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.client_id = client_id or uuid.uuid4().hex
+        self.timeout = timeout
+
+    # -- plain HTTP -------------------------------------------------------------------------
+    def _request(self, path: str, data: bytes | None = None, headers: dict | None = None,
+                 method: str | None = None) -> bytes:
+        req = urllib.request.Request(self.url + path, data=data, headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                return r.read()
+        except urllib.error.HTTPError as e:
+            body = e.read().decode(errors="replace")
+            try:
+                details = json.loads(body)
+            except ValueError:
+                details = body
+            raise ComfyError(f"{method or ('POST' if data else 'GET')} {path} -> HTTP {e.code}: {body[:2000]}",
+                             details) from None
+
+    def get_json(self, path: str) -> Any:
+        return json.loads(self._request(path))
+
+    def post_json(self, path: str, payload: Any) -> Any:
+        raw = self._request(path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+        return json.loads(raw) if raw.strip() else None
+
+    def object_info(self, node: str | None = None) -> dict:
+        return self.get_json("/object_info" + (f"/{node}" if node else ""))
+
+    def queue(self, workflow: dict) -> str:
+        """POST /prompt; raises ComfyError with the server's node_errors when validation fails."""
+        res = self.post_json("/prompt", {"prompt": workflow, "client_id": self.client_id})
+        return res["prompt_id"]
+
+    def history(self, prompt_id: str) -> dict:
+        return self.get_json(f"/history/{prompt_id}").get(prompt_id, {})
+
+    def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
+        q = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": type})
+        return self._request(f"/view?{q}")
+
+    def download(self, item: dict, dest: Path) -> Path:
+        dest = Path(dest)
+        dest.write_bytes(self.view(item["filename"], item.get("subfolder", ""), item.get("type", "output")))
+        return dest
+
+    def interrupt(self) -> None:
+        self._request("/interrupt", b"", method="POST")
+
+    def upload_image(self, path: Path, name: str | None = None, subfolder: str = "",
+                     overwrite: bool = True) -> str:
+        """POST /upload/image (ComfyUI accepts any file there); returns the name to use in a workflow."""
+        path = Path(path)
+        boundary = uuid.uuid4().hex
+        fields = {"overwrite": "true" if overwrite else "false", "subfolder": subfolder, "type": "input"}
+        parts = []
+        for k, v in fields.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        parts.append((f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
+                      f'filename="{name or path.name}"\r\nContent-Type: {ctype}\r\n\r\n').encode()
+                     + path.read_bytes() + b"\r\n")
+        parts.append(f"--{boundary}--\r\n".encode())
+        raw = self._request("/upload/image", b"".join(parts),
+                            {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        res = json.loads(raw)
+        return f"{res['subfolder']}/{res['name']}" if res.get("subfolder") else res["name"]
+
+    # -- websocket ---------------------------------------------------------------------------
+    def connect(self) -> websocket.WebSocket:
+        ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
+        ws = websocket.WebSocket()
+        ws.connect(ws_url, timeout=self.timeout)
+        return ws
+
+    def run(self, workflow: dict, timeout: float = 600.0,
+            on_event: Callable[[dict], None] | None = None) -> PromptResult:
+        """Queues a workflow and follows it on the websocket until it succeeds, fails or is interrupted."""
+        ws = self.connect()
+        try:
+            prompt_id = self.queue(workflow)
+            return self.follow(ws, prompt_id, timeout, on_event)
+        finally:
+            ws.close()
+
+    def follow(self, ws: websocket.WebSocket, prompt_id: str, timeout: float = 600.0,
+               on_event: Callable[[dict], None] | None = None) -> PromptResult:
+        result = PromptResult(prompt_id, "pending")
+        deadline = time.time() + timeout
+        ws.settimeout(5.0)
+        while time.time() < deadline:
+            try:
+                msg = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                h = self.history(prompt_id)  # the end may have been sent before we connected
+                if h.get("status", {}).get("completed") or h.get("status", {}).get("status_str") == "error":
+                    return self._finish(result, h)
+                continue
+            if isinstance(msg, bytes):
+                continue  # binary frames are latent previews
+            event = json.loads(msg)
+            data = event.get("data", {})
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            result.events.append(event)
+            if on_event:
+                on_event(event)
+            kind = event.get("type")
+            if kind == "execution_error":
+                result.error = data
+                return self._finish(result, self.history(prompt_id), "error")
+            if kind == "execution_interrupted":
+                return self._finish(result, self.history(prompt_id), "interrupted")
+            if kind == "execution_success" or (kind == "executing" and data.get("node") is None
+                                               and data.get("prompt_id") == prompt_id):
+                return self._finish(result, self.history(prompt_id), "success")
+        raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout}s")
+
+    def _finish(self, result: PromptResult, history: dict, status: str | None = None) -> PromptResult:
+        for _ in range(40):  # history is written just after the final websocket message
+            if history:
+                break
+            time.sleep(0.05)
+            history = self.history(result.prompt_id)
+        result.history = history
+        if status is None:
+            status = "success" if history.get("status", {}).get("status_str") == "success" else "error"
+        result.status = status
+        if status == "error" and result.error is None:
+            for m in history.get("status", {}).get("messages", []):
+                if m[0] == "execution_error":
+                    result.error = m[1]
+        return result
