@@ -18,6 +18,8 @@ class Intrinsics:
     * fov: `fov_deg` is the horizontal field of view (and `fov_y_deg` optionally the vertical one),
       turned into pixels once the source image size is known.
     `source` says where they came from ("user", "file:<name>", "pi3x", "exif", "fov").
+    `trusted` skips the 25-120 degree field-of-view guard (for deliberately wide or narrow lenses).
+    Normalised intrinsics (RealEstate10K) are pixels of a 1x1 image: `image_size=(1, 1)`.
     """
 
     values: np.ndarray | None = None
@@ -25,6 +27,7 @@ class Intrinsics:
     fov_deg: float | None = None
     fov_y_deg: float | None = None
     source: str = "user"
+    trusted: bool = False
 
     def with_source(self, source: str) -> "Intrinsics":
         return replace(self, source=source)

@@ -1,0 +1,249 @@
+"""Camera nodes: build a SANAWM_CAMERA from an action string or a trajectory file, set its intrinsics,
+and preview it. Thin adapters over `sana_wm_core.camera`; bad inputs fail validation with the parser's text.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+
+import numpy as np
+import torch
+from PIL import Image
+
+import folder_paths
+
+from ..sana_wm_core.camera import (MAPPINGS, TRAJECTORY_SUFFIXES, CameraPath, action_string_to_c2w,
+                                   intrinsics_from_array, intrinsics_from_fov, load_trajectory,
+                                   parse_action_string, render_camera_preview)
+
+CATEGORY = "SANA-WM/camera"
+DEFAULT_ACTION = "w-80,jw-40,w-40,lw-60,w-100"
+_NUM_FRAMES_TIP = ("Keep only the first N poses of the path (0 = the whole path). The sampler still snaps the "
+                   "count to 8k+1 (the LTX-2 VAE needs it) and never goes past the path's length.")
+_FPS_TIP = "Frame rate of the video this path is meant for (SANA-WM was trained at 16 fps)."
+_INTR_TIP = ("Camera intrinsics (from 'Estimate Intrinsics' or 'Set Camera Intrinsics'). SANA-WM needs them; "
+             "without them the sampler stops and asks for them.")
+
+
+def _trim(c2w: np.ndarray, num_frames: int) -> np.ndarray:
+    return c2w if num_frames <= 0 else c2w[:num_frames]
+
+
+def _input_files() -> list[str]:
+    """Trajectory files anywhere under ComfyUI's input/ (relative paths with '/')."""
+    root = folder_paths.get_input_directory()
+    found = []
+    for here, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.lower().endswith(TRAJECTORY_SUFFIXES):
+                found.append(os.path.relpath(os.path.join(here, name), root).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def _input_path(name: str) -> str:
+    """The file a widget value names, refusing paths that leave the input folder."""
+    path = os.path.realpath(folder_paths.get_annotated_filepath(name))
+    root = os.path.realpath(folder_paths.get_input_directory())
+    if os.path.commonpath([path, root]) != root:
+        raise ValueError(f"camera file {name!r} is outside ComfyUI's input folder")
+    if not os.path.isfile(path):
+        raise ValueError(f"camera file {name!r} not found in ComfyUI's input folder ({root}); put a "
+                         f".npy/.json/.txt trajectory there or upload it")
+    return path
+
+
+class SanaWMCameraFromActions:
+    DESCRIPTION = ("A camera path from a WASD/IJKL action string such as 'w-80,jw-40,w-40' (keys held, a dash, "
+                   "then how many frames). N frames of actions give N+1 poses starting at the identity.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "action": ("STRING", {"default": DEFAULT_ACTION, "multiline": True, "tooltip": (
+                    "Comma-separated '<keys>-<frames>' segments. classic: w/s forward/back, a/d strafe, "
+                    "j/l yaw, i/k pitch; game: a/d yaw, j/l strafe. 'none-10' holds no key. Keys combine "
+                    "('dw-20'); case, spaces and full-width commas are ignored.")}),
+                "translation_speed": ("FLOAT", {"default": 0.05, "min": 0.0, "max": 1.0, "step": 0.001,
+                                                "tooltip": "Distance moved per frame while a move key is held "
+                                                           "(scene units; game's reference uses 0.025)."}),
+                "rotation_speed_deg": ("FLOAT", {"default": 1.2, "min": 0.0, "max": 15.0, "step": 0.05,
+                                                 "tooltip": "Degrees turned per frame while a turn key is held "
+                                                            "(game's reference uses 0.6)."}),
+                "mapping": (list(MAPPINGS), {"default": "classic", "tooltip": (
+                    "classic = the released checkpoint's README and diffusers (constant speeds, pitch limit 85 "
+                    "deg); game = the later NVlabs key map with eased velocities and a 60 deg pitch clamp.")}),
+                "num_frames": ("INT", {"default": 0, "min": 0, "max": 100001, "tooltip": _NUM_FRAMES_TIP}),
+                "fps": ("FLOAT", {"default": 16.0, "min": 1.0, "max": 120.0, "step": 1.0, "tooltip": _FPS_TIP}),
+            },
+            "optional": {"intrinsics": ("SANAWM_INTRINSICS", {"tooltip": _INTR_TIP})},
+        }
+
+    RETURN_TYPES = ("SANAWM_CAMERA",)
+    RETURN_NAMES = ("camera",)
+    FUNCTION = "build"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, action=None):
+        if action is None:  # linked from another node: checked when it runs
+            return True
+        try:
+            parse_action_string(action)
+        except ValueError as exc:
+            return str(exc)
+        return True
+
+    def build(self, action, translation_speed, rotation_speed_deg, mapping, num_frames, fps, intrinsics=None):
+        c2w = action_string_to_c2w(action, translation_speed, rotation_speed_deg, mapping)
+        meta = {"mapping": mapping, "translation_speed": translation_speed,
+                "rotation_speed_deg": rotation_speed_deg, "action_frames": int(c2w.shape[0])}
+        return (CameraPath(c2w=_trim(c2w, num_frames), fps=float(fps), intrinsics=intrinsics,
+                           source=f"action:{action}", action=action, meta=meta),)
+
+
+class SanaWMLoadCamera:
+    DESCRIPTION = ("A camera path from a file in ComfyUI's input folder: .npy (F,4,4) camera-to-world, .json "
+                   "(list of 4x4 or {c2w, intrinsics}) or RealEstate10K/CameraCtrl .txt.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "file": (_input_files(), {"tooltip": (
+                    "Trajectory file in ComfyUI's input folder (.npy, .json, .txt). Upload one through "
+                    "/upload/image or copy it into input/.")}),
+                "world_to_camera": ("BOOLEAN", {"default": False, "tooltip": (
+                    "Turn on when the .npy/.json matrices are world-to-camera (extrinsics); they are inverted. "
+                    ".txt RealEstate10K files are always world-to-camera.")}),
+                "num_frames": ("INT", {"default": 0, "min": 0, "max": 100001, "tooltip": _NUM_FRAMES_TIP}),
+                "fps": ("FLOAT", {"default": 16.0, "min": 1.0, "max": 120.0, "step": 1.0, "tooltip": _FPS_TIP}),
+            },
+            "optional": {"intrinsics": ("SANAWM_INTRINSICS", {
+                "tooltip": _INTR_TIP + " Overrides intrinsics stored in the file."})},
+        }
+
+    RETURN_TYPES = ("SANAWM_CAMERA",)
+    RETURN_NAMES = ("camera",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def IS_CHANGED(cls, file, **_):
+        try:
+            with open(_input_path(file), "rb") as fh:
+                return hashlib.sha256(fh.read()).hexdigest()
+        except (OSError, ValueError):
+            return float("nan")
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, file=None):
+        if file is None:
+            return True
+        try:
+            load_trajectory(_input_path(file))
+        except ValueError as exc:
+            return str(exc)
+        return True
+
+    def load(self, file, world_to_camera, num_frames, fps, intrinsics=None):
+        cam = load_trajectory(_input_path(file), world_to_camera=world_to_camera, fps=fps)
+        intr = intrinsics if intrinsics is not None else cam.intrinsics
+        return (CameraPath(c2w=_trim(cam.c2w, num_frames), fps=cam.fps, intrinsics=intr, source=cam.source,
+                           meta=dict(cam.meta, file=file)),)
+
+
+class SanaWMSetIntrinsics:
+    DESCRIPTION = ("Attach pinhole intrinsics to a camera path: fx fy cx cy in pixels of an image of the given "
+                   "size, or a horizontal field of view (principal point centred).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        px = {"min": 0.0, "max": 100000.0, "step": 0.5}
+        return {
+            "required": {
+                "camera": ("SANAWM_CAMERA", {"tooltip": "The camera path to attach intrinsics to."}),
+                "mode": (["fov", "pixels"], {"default": "fov", "tooltip": (
+                    "fov: use fov_deg (and fov_y_deg); pixels: use fx, fy, cx, cy.")}),
+                "fov_deg": ("FLOAT", {"default": 60.0, "min": 1.0, "max": 179.0, "step": 0.5, "tooltip": (
+                    "Horizontal field of view in degrees (mode fov). SANA-WM expects 25-120.")}),
+                "fov_y_deg": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 179.0, "step": 0.5, "tooltip": (
+                    "Vertical field of view in degrees (mode fov); 0 = square pixels (fy = fx).")}),
+                "fx": ("FLOAT", dict(px, default=1000.0, tooltip="Focal length x in pixels (mode pixels).")),
+                "fy": ("FLOAT", dict(px, default=1000.0, tooltip="Focal length y in pixels (mode pixels).")),
+                "cx": ("FLOAT", dict(px, default=640.0, tooltip="Principal point x in pixels (mode pixels).")),
+                "cy": ("FLOAT", dict(px, default=360.0, tooltip="Principal point y in pixels (mode pixels).")),
+                "image_width": ("INT", {"default": 0, "min": 0, "max": 32768, "tooltip": (
+                    "Width of the image fx/cx refer to; 0 = the first-frame image as loaded (mode pixels).")}),
+                "image_height": ("INT", {"default": 0, "min": 0, "max": 32768, "tooltip": (
+                    "Height of the image fy/cy refer to; 0 = the first-frame image as loaded (mode pixels).")}),
+                "trust_intrinsics": ("BOOLEAN", {"default": False, "tooltip": (
+                    "Skip the 25-120 degree field-of-view sanity check (for lenses you know are that wide or "
+                    "narrow).")}),
+            }
+        }
+
+    RETURN_TYPES = ("SANAWM_CAMERA", "SANAWM_INTRINSICS")
+    RETURN_NAMES = ("camera", "intrinsics")
+    FUNCTION = "apply"
+    CATEGORY = CATEGORY
+
+    def apply(self, camera, mode, fov_deg, fov_y_deg, fx, fy, cx, cy, image_width, image_height,
+              trust_intrinsics):
+        if mode == "fov":
+            intr = intrinsics_from_fov(fov_deg, fov_y_deg or None, trusted=trust_intrinsics)
+        elif mode == "pixels":
+            if (image_width == 0) != (image_height == 0):
+                raise ValueError("image_width and image_height must both be 0 (the first-frame image) or both "
+                                 f"set; got {image_width}x{image_height}")
+            size = (image_width, image_height) if image_width else None
+            intr = intrinsics_from_array([fx, fy, cx, cy], image_size=size, source="user",
+                                         name="Set Camera Intrinsics", trusted=trust_intrinsics)
+        else:
+            raise ValueError(f"mode must be 'fov' or 'pixels', got {mode!r}")
+        return (camera.with_intrinsics(intr), intr)
+
+
+class SanaWMCameraPreview:
+    DESCRIPTION = "Draws the camera path from above and from the side, with a frustum every N frames."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "camera": ("SANAWM_CAMERA", {"tooltip": "The camera path to draw."}),
+                "every_n": ("INT", {"default": 8, "min": 1, "max": 1000, "tooltip": (
+                    "Draw a camera frustum every N frames (8 = one per latent frame).")}),
+            }
+        }
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("preview",)
+    FUNCTION = "preview"
+    OUTPUT_NODE = True
+    CATEGORY = CATEGORY
+
+    def preview(self, camera, every_n):
+        pixels = render_camera_preview(camera, every_n=every_n)
+        out_dir = folder_paths.get_temp_directory()
+        os.makedirs(out_dir, exist_ok=True)
+        name = f"sanawm_camera_{random.getrandbits(48):012x}.png"
+        Image.fromarray(pixels).save(os.path.join(out_dir, name), compress_level=1)
+        image = torch.from_numpy(pixels.astype(np.float32) / 255.0)[None]
+        return {"ui": {"images": [{"filename": name, "subfolder": "", "type": "temp"}]}, "result": (image,)}
+
+
+NODE_CLASS_MAPPINGS = {
+    "SanaWMCameraFromActions": SanaWMCameraFromActions,
+    "SanaWMLoadCamera": SanaWMLoadCamera,
+    "SanaWMSetIntrinsics": SanaWMSetIntrinsics,
+    "SanaWMCameraPreview": SanaWMCameraPreview,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "SanaWMCameraFromActions": "SANA-WM Camera from Actions",
+    "SanaWMLoadCamera": "SANA-WM Load Camera Path",
+    "SanaWMSetIntrinsics": "Set Camera Intrinsics (SANA-WM)",
+    "SanaWMCameraPreview": "SANA-WM Camera Preview",
+}

@@ -1,0 +1,140 @@
+"""Seeing a camera path: a two-panel drawing (top-down x-z, side z-y) and a JSON summary.
+
+The drawing is for the preview node; the JSON is saved beside videos and read by the browser editor.
+Both show the path as the user gave it (not yet relative, not yet snapped).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .types import CameraPath, Intrinsics
+
+_BG = (24, 26, 30)
+_GRID = (52, 56, 64)
+_TEXT = (230, 230, 230)
+_START = (80, 200, 120)
+_END = (240, 90, 80)
+
+
+def _colour(frac: float) -> tuple[int, int, int]:
+    return tuple(int(round(a + (b - a) * frac)) for a, b in zip(_START, _END))
+
+
+def _half_fov(intr: Intrinsics | None) -> float:
+    """Half the horizontal FOV for drawing frustums (60 degrees when unknown or pixel-only)."""
+    if intr is not None and intr.fov_deg:
+        return math.radians(intr.fov_deg) / 2.0
+    if intr is not None and intr.values is not None and intr.image_size:
+        fx = float(np.asarray(intr.values, dtype=np.float64).reshape(-1, 4)[0, 0])
+        if fx > 0:
+            return math.atan(intr.image_size[0] / (2.0 * fx))
+    return math.radians(30.0)
+
+
+class _Panel:
+    """Maps two world axes into a square-scaled box of the canvas."""
+
+    def __init__(self, box: tuple[int, int, int, int], pts: np.ndarray, flip_v: bool):
+        self.box = box
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        span = max(float((hi - lo).max()), 1e-3)
+        self.centre = (lo + hi) / 2.0
+        x0, y0, x1, y1 = box
+        self.scale = 0.8 * min(x1 - x0, y1 - y0 - 24) / span
+        self.mid = ((x0 + x1) / 2.0, (y0 + 24 + y1) / 2.0)
+        self.flip_v = flip_v
+
+    def __call__(self, p: np.ndarray) -> tuple[float, float]:
+        u = self.mid[0] + (p[0] - self.centre[0]) * self.scale
+        dv = (p[1] - self.centre[1]) * self.scale
+        return u, (self.mid[1] - dv if self.flip_v else self.mid[1] + dv)
+
+
+def _draw_panel(draw: ImageDraw.ImageDraw, box, c2w: np.ndarray, axes: tuple[int, int], flip_v: bool,
+                title: str, every_n: int, half_fov: float) -> None:
+    x0, y0, x1, y1 = box
+    draw.rectangle(box, outline=_GRID)
+    draw.text((x0 + 6, y0 + 4), title, fill=_TEXT)
+    pos = c2w[:, :3, 3][:, axes]
+    fwd = c2w[:, :3, 2][:, axes]
+    right = c2w[:, :3, 0][:, axes]
+    span = max(float((pos.max(axis=0) - pos.min(axis=0)).max()), 1e-3)
+    depth = 0.08 * span if span > 1e-3 else 0.1
+    fr_pts = [pos]
+    marks = list(range(0, len(c2w), max(1, every_n)))
+    if marks[-1] != len(c2w) - 1:
+        marks.append(len(c2w) - 1)
+    tip = math.tan(half_fov)
+    wings = {i: (pos[i] + depth * (fwd[i] - tip * right[i]), pos[i] + depth * (fwd[i] + tip * right[i]))
+             for i in marks}
+    for a, b in wings.values():
+        fr_pts += [a[None], b[None]]
+    view = _Panel(box, np.concatenate(fr_pts), flip_v)
+    count = len(c2w)
+    if count > 1:
+        for i in range(count - 1):
+            draw.line([view(pos[i]), view(pos[i + 1])], fill=_colour(i / (count - 1)), width=2)
+    for i in marks:
+        col = _colour(i / max(count - 1, 1))
+        a, b = wings[i]
+        draw.polygon([view(pos[i]), view(a), view(b)], outline=col)
+    sx, sy = view(pos[0])
+    draw.ellipse([sx - 4, sy - 4, sx + 4, sy + 4], fill=_START)
+
+
+def render_camera_preview(camera: CameraPath, every_n: int = 8, size: tuple[int, int] = (768, 384)) -> np.ndarray:
+    """``(H,W,3)`` uint8 drawing: left the path seen from above (x right, z up the page), right from the side
+    (z right, up = -y up the page), with a frustum every ``every_n`` frames and the frame count."""
+    width, height = int(size[0]), int(size[1])
+    if width < 64 or height < 64:
+        raise ValueError(f"preview size must be at least 64x64, got {size}")
+    if every_n < 1:
+        raise ValueError(f"every_n must be >= 1, got {every_n}")
+    c2w = np.asarray(camera.c2w, dtype=np.float64)
+    img = Image.new("RGB", (width, height), _BG)
+    draw = ImageDraw.Draw(img)
+    half = width // 2
+    foot = 22
+    half_fov = _half_fov(camera.intrinsics)
+    _draw_panel(draw, (2, 2, half - 3, height - foot), c2w, (0, 2), True, "top (x-z)", every_n, half_fov)
+    # side view: z to the right, y down the page (OpenCV y is down), so up is up
+    _draw_panel(draw, (half + 2, 2, width - 3, height - foot), c2w, (2, 1), False, "side (z-y)", every_n,
+                half_fov)
+    seconds = len(c2w) / camera.fps if camera.fps else 0.0
+    label = f"{len(c2w)} frames  {seconds:.1f}s @ {camera.fps:g} fps  frustum every {every_n}"
+    draw.text((6, height - foot + 5), label, fill=_TEXT)
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def _intrinsics_json(intr: Intrinsics | None) -> dict[str, Any] | None:
+    if intr is None:
+        return None
+    return {
+        "values": None if intr.values is None else np.asarray(intr.values, dtype=np.float64).reshape(-1, 4).tolist(),
+        "image_size": None if intr.image_size is None else [int(v) for v in intr.image_size],
+        "fov_deg": intr.fov_deg,
+        "fov_y_deg": intr.fov_y_deg,
+        "source": intr.source,
+        "trusted": bool(intr.trusted),
+    }
+
+
+def camera_path_json(camera: CameraPath) -> dict[str, Any]:
+    """A JSON-ready summary: frames, positions, forward vectors, the full c2w (so it loads back with
+    `load_trajectory`), intrinsics, fps, source and the action string."""
+    c2w = np.asarray(camera.c2w, dtype=np.float64)
+    return {
+        "format": "sana_wm_camera/1",
+        "frames": int(c2w.shape[0]),
+        "fps": float(camera.fps),
+        "source": camera.source,
+        "action": camera.action,
+        "positions": c2w[:, :3, 3].tolist(),
+        "forward": c2w[:, :3, 2].tolist(),
+        "c2w": c2w.tolist(),
+        "intrinsics": _intrinsics_json(camera.intrinsics),
+    }

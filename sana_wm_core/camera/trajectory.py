@@ -1,0 +1,172 @@
+"""Camera trajectory files (.npy, .json, RealEstate10K/CameraCtrl .txt) and pose validation.
+
+Every loader returns a `CameraPath` of camera-to-world matrices in OpenCV axes, checked to be rigid
+(orthonormal rotation, det +1, last row 0 0 0 1) so a bad file fails here, naming the frame, instead of
+producing a silently wrong video.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .intrinsics import intrinsics_from_array
+from .types import CameraPath, Intrinsics
+
+RIGID_TOL = 1e-3
+TRAJECTORY_SUFFIXES = (".npy", ".json", ".txt")
+
+
+def validate_c2w(poses: Any, *, name: str = "camera", tol: float = RIGID_TOL) -> np.ndarray:
+    """Check an ``(F,4,4)`` stack of rigid transforms and return it as float64.
+
+    Raises ValueError naming ``name`` and the first bad frame (shape, non-finite, non-orthonormal or
+    mirrored rotation, last row not [0,0,0,1]).
+    """
+    try:
+        arr = np.asarray(poses, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: camera poses must be numbers in a (F,4,4) array ({exc})") from None
+    if arr.ndim != 3 or arr.shape[1:] != (4, 4) or arr.shape[0] < 1:
+        raise ValueError(f"{name}: camera poses must have shape (F,4,4) with F >= 1, got {tuple(arr.shape)}")
+    finite = np.isfinite(arr).all(axis=(1, 2))
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise ValueError(f"{name}: frame {i} contains NaN or infinite values")
+    rot = arr[:, :3, :3]
+    ortho_err = np.abs(np.einsum("fji,fjk->fik", rot, rot) - np.eye(3)).max(axis=(1, 2))
+    det = np.linalg.det(rot)
+    last_err = np.abs(arr[:, 3, :] - np.array([0.0, 0.0, 0.0, 1.0])).max(axis=1)
+    bad = (ortho_err > tol) | (np.abs(det - 1.0) > tol) | (last_err > 1e-6)
+    if bad.any():
+        i = int(np.argmax(bad))
+        if last_err[i] > 1e-6:
+            why = f"its last row is {arr[i, 3].tolist()}, expected [0, 0, 0, 1]"
+        elif ortho_err[i] > tol:
+            why = (f"its 3x3 rotation is not orthonormal (max |R^T R - I| = {ortho_err[i]:.3g} > {tol}); "
+                   "scaled or sheared poses are not camera poses")
+        else:
+            why = f"its rotation has determinant {det[i]:.4f}, expected +1 (a mirrored/left-handed pose)"
+        raise ValueError(f"{name}: frame {i} is not a rigid camera pose: {why}")
+    return arr
+
+
+def invert_rigid(poses: np.ndarray) -> np.ndarray:
+    """Inverse of rigid ``(...,4,4)`` transforms: [R^T | -R^T t]."""
+    out = np.zeros_like(poses)
+    rt = np.swapaxes(poses[..., :3, :3], -1, -2)
+    out[..., :3, :3] = rt
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", rt, poses[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def _load_npy(path: Path) -> tuple[np.ndarray, Intrinsics | None, dict]:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{path.name}: not a plain numeric .npy array ({exc})") from None
+    return arr, None, {}
+
+
+def _json_intrinsics(value: Any, name: str) -> Intrinsics:
+    if isinstance(value, dict):
+        fov = value.get("fov_deg")
+        size = value.get("image_size")
+        size = (int(size[0]), int(size[1])) if size is not None else None
+        if value.get("values") is None:
+            if fov is None:
+                raise ValueError(f"{name}: 'intrinsics' needs 'values' ([fx,fy,cx,cy] or K) or 'fov_deg'")
+            return Intrinsics(fov_deg=float(fov), fov_y_deg=value.get("fov_y_deg"), source=f"file:{name}",
+                              trusted=bool(value.get("trusted", False)))
+        return intrinsics_from_array(value["values"], image_size=size, source=f"file:{name}", name=name,
+                                     trusted=bool(value.get("trusted", False)))
+    return intrinsics_from_array(value, source=f"file:{name}", name=name)
+
+
+def _load_json(path: Path) -> tuple[np.ndarray, Intrinsics | None, dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path.name}: not valid JSON ({exc})") from None
+    meta: dict = {}
+    intr = None
+    if isinstance(data, dict):
+        if "c2w" not in data:
+            raise ValueError(f"{path.name}: a JSON object must hold 'c2w' (a list of 4x4 matrices), "
+                             f"found keys {sorted(data)}")
+        if data.get("intrinsics") is not None:
+            intr = _json_intrinsics(data["intrinsics"], path.name)
+        if data.get("fps") is not None:
+            meta["fps"] = float(data["fps"])
+        poses = data["c2w"]
+    else:
+        poses = data
+    try:
+        arr = np.asarray(poses, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path.name}: 'c2w' must be a list of 4x4 number matrices") from None
+    return arr, intr, meta
+
+
+def _load_txt(path: Path) -> tuple[np.ndarray, Intrinsics, dict]:
+    """RealEstate10K / CameraCtrl: per line `timestamp fx fy cx cy 0 0 <3x4 world-to-camera>`, intrinsics
+    normalised by the image size; the first line may be the video URL."""
+    rows, stamps, lines = [], [], path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for lineno, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts or (lineno == 1 and len(parts) == 1 and not _is_number(parts[0])):
+            continue
+        if len(parts) != 19:
+            raise ValueError(f"{path.name}: line {lineno} has {len(parts)} values; a RealEstate10K line has 19 "
+                             "(timestamp fx fy cx cy 0 0 and a 3x4 world-to-camera matrix)")
+        try:
+            vals = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"{path.name}: line {lineno} holds a value that is not a number") from None
+        stamps.append(vals[0])
+        rows.append(vals[1:])
+    if not rows:
+        raise ValueError(f"{path.name}: no camera lines found")
+    data = np.asarray(rows, dtype=np.float64)
+    w2c = np.tile(np.eye(4), (len(rows), 1, 1))
+    w2c[:, :3, :] = data[:, 6:18].reshape(-1, 3, 4)
+    # normalised intrinsics are pixels of a 1x1 image: rescaling to the source size gives true pixels
+    intr = Intrinsics(values=data[:, 0:4].copy(), image_size=(1, 1), source=f"file:{path.name}")
+    return w2c, intr, {"timestamps": stamps, "world_to_camera": True}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def load_trajectory(path: str | Path, *, world_to_camera: bool = False, fps: float = 16.0) -> CameraPath:
+    """Load a camera path file into a `CameraPath` (camera-to-world, float64).
+
+    ``.npy``: ``(F,4,4)``. ``.json``: a list of 4x4, or ``{"c2w": [...], "intrinsics": ..., "fps": ...}``
+    (the camera JSON this pack writes loads back). ``.txt``: RealEstate10K lines, always world-to-camera by
+    definition of the format. ``world_to_camera=True`` says the .npy/.json matrices are world-to-camera.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"camera file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr, intr, meta = _load_npy(path)
+    elif suffix == ".json":
+        arr, intr, meta = _load_json(path)
+    elif suffix == ".txt":
+        arr, intr, meta = _load_txt(path)
+    else:
+        raise ValueError(f"{path.name}: unsupported camera file type {suffix!r}; use one of {TRAJECTORY_SUFFIXES}")
+    poses = validate_c2w(arr, name=path.name)
+    if suffix == ".txt" or world_to_camera:
+        poses = invert_rigid(poses)
+    return CameraPath(c2w=poses, fps=float(meta.pop("fps", fps)), intrinsics=intr,
+                      source=f"file:{path.name}", meta=meta)
