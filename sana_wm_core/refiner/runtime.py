@@ -1,0 +1,170 @@
+"""The loaded-on-demand Stage-2 refiner (the value behind ComfyUI's SANAWM_REFINER type).
+
+Nothing heavy happens at construction: the Gemma-3 encoder and connectors are loaded for a prompt
+encode and freed right after (encodings are cached per prompt), the refiner DiT is loaded for a run
+and freed afterwards unless `keep_loaded`. Memory knobs: dtype, fp8 weight storage and block offload.
+"""
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .loading import RefinerPaths, load_connectors, load_refiner_transformer, load_text_encoder, load_tokenizer
+from .loop import RefineSettings, check_latents, refine_latents
+from .offload import BlockOffloader, move_materialised
+from .text import encode_refiner_prompt
+
+_TOP_VIDEO_MODULES = ("proj_in", "time_embed", "caption_projection", "norm_out", "proj_out")
+
+
+@dataclass(frozen=True)
+class RefinerOptions:
+    """How the refiner is held in memory.
+
+    `offload_blocks`: None keeps every DiT block on the device; N >= 0 keeps only the first N there and
+    streams the rest from CPU per call (the Gemma-3 layers are then streamed too).
+    """
+
+    dtype: torch.dtype = torch.bfloat16
+    fp8: bool = False
+    offload_blocks: int | None = None
+    keep_loaded: bool = False
+    attn_implementation: str = "sdpa"
+
+
+def _empty_cache(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _decoder_layers(text_encoder) -> torch.nn.ModuleList | None:
+    inner = getattr(text_encoder, "model", text_encoder)
+    lm = getattr(inner, "language_model", inner)
+    return getattr(lm, "layers", None)
+
+
+class SanaWMRefiner:
+    """Stage-2 refiner bound to one checkpoint folder, one device and one set of memory options."""
+
+    def __init__(self, paths: RefinerPaths, device: torch.device | str = "cpu",
+                 options: RefinerOptions = RefinerOptions()):
+        self.paths = paths
+        self.device = torch.device(device)
+        self.options = options
+        self._tokenizer = None
+        self._transformer = None
+        self._offloader: BlockOffloader | None = None
+        self._prompt_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __repr__(self) -> str:
+        o = self.options
+        return (f"SanaWMRefiner({self.paths.root}, device={self.device}, dtype={o.dtype}, fp8={o.fp8}, "
+                f"offload_blocks={o.offload_blocks})")
+
+    # ---------------------------------------------------------------- text
+
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.paths.tokenizer)
+        return self._tokenizer
+
+    def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context `(1,S,D)` + mask for `prompt`, on CPU; Gemma-3 is loaded for this and freed after."""
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
+        key = prompt.strip()
+        if key in self._prompt_cache:
+            return self._prompt_cache[key]
+        tok = self.tokenizer()
+        te = load_text_encoder(self.paths.text_encoder, self.options.dtype, self.options.attn_implementation)
+        conn = load_connectors(self.paths.connectors, self.options.dtype)
+        streamer = None
+        layers = _decoder_layers(te)
+        try:
+            if self.options.offload_blocks is not None and layers is not None and self.device.type == "cuda":
+                streamer = BlockOffloader(layers, self.device, resident=0)
+                move_materialised(te, self.device, exclude=layers)
+            else:
+                te.to(self.device)
+            conn.to(self.device)
+            ctx, mask = encode_refiner_prompt(
+                prompt, tokenizer=tok, text_encoder=te, connectors=conn, max_length=self.paths.text_max_length,
+                device=self.device, dtype=self.options.dtype,
+            )
+            result = (ctx.to("cpu"), mask.to("cpu"))
+        finally:
+            if streamer is not None:
+                streamer.remove()
+            del te, conn, streamer
+            _empty_cache(self.device)
+        self._prompt_cache[key] = result
+        return result
+
+    # ---------------------------------------------------------------- network
+
+    def network(self) -> torch.nn.Module:
+        """The refiner DiT placed on the device (video branch only), loading it on first use."""
+        if self._transformer is not None:
+            return self._transformer
+        o = self.options
+        model = load_refiner_transformer(self.paths.transformer, o.dtype, fp8=o.fp8)
+        for name in _TOP_VIDEO_MODULES:
+            move_materialised(getattr(model, name), self.device)
+        model.scale_shift_table.data = model.scale_shift_table.data.to(self.device)
+        if o.offload_blocks is None:
+            for block in model.transformer_blocks:
+                move_materialised(block, self.device)
+        else:
+            self._offloader = BlockOffloader(model.transformer_blocks, self.device, resident=o.offload_blocks)
+        self._transformer = model
+        return model
+
+    def in_channels(self) -> int:
+        import json
+
+        cfg = json.loads((self.paths.transformer / "config.json").read_text())
+        return int(cfg.get("in_channels", 128))
+
+    def refine(
+        self,
+        latents: torch.Tensor,
+        prompt: str,
+        *,
+        seed: int,
+        fps: float,
+        settings: RefineSettings = RefineSettings(),
+        on_chunk: Callable[[int, int], None] | None = None,
+        check_interrupt: Callable[[], None] | None = None,
+    ) -> torch.Tensor:
+        """Refined latents on CPU (same shape; frame 0 bit-identical). Noise comes from a CPU generator."""
+        settings.validate()
+        check_latents(latents, self.in_channels(), int(settings.sink_size))
+        if not fps or float(fps) <= 0:
+            raise ValueError(f"fps must be positive (it scales the refiner's temporal RoPE), got {fps}")
+        ctx, mask = self.encode_prompt(prompt)
+        if check_interrupt is not None:
+            check_interrupt()
+        net = self.network()
+        gen = torch.Generator("cpu").manual_seed(int(seed))
+        try:
+            out = refine_latents(
+                net, latents, ctx.to(self.device), mask.to(self.device), fps=float(fps), generator=gen,
+                dtype=self.options.dtype, settings=settings, on_chunk=on_chunk, check_interrupt=check_interrupt,
+            )
+            return out.to("cpu")
+        finally:
+            if not self.options.keep_loaded:
+                self.free()
+
+    def free(self) -> None:
+        """Drops the loaded network (prompt encodings stay cached: they are small)."""
+        if self._offloader is not None:
+            self._offloader.remove()
+        self._offloader = None
+        self._transformer = None
+        _empty_cache(self.device)
+
