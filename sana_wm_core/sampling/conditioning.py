@@ -1,0 +1,68 @@
+"""`Stage1Conditioning`: everything the Stage-1 sampler needs, built once by the image-to-video step.
+
+It is the value behind ComfyUI's `SANAWM_CONDITIONING`; keeping it a plain dataclass of CPU tensors means
+the sampler, the refiner and the saver can all read what the clip was conditioned on (frames, fps, path).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Stage1Conditioning:
+    """Prompt embeddings, the first-frame latent and the camera tensors for one clip.
+
+    Shapes (B = 1): `prompt_embeds` (1,1,T,D), `prompt_mask` (1,T); the negative pair likewise (may be None
+    when only guidance-free sampling is wanted); `image_latent` (1,C,1,h,w), already normalised with the VAE's
+    latent statistics; `raymap` (L,20); `chunk_plucker` (6*stride_t, L, h, w). `c2w` is the snapped user path
+    (F,4,4) the clip follows (for overlays and the saved JSON), `num_frames` = F = 8(L-1)+1.
+    """
+
+    prompt_embeds: torch.Tensor
+    prompt_mask: torch.Tensor
+    negative_embeds: torch.Tensor | None
+    negative_mask: torch.Tensor | None
+    image_latent: torch.Tensor
+    raymap: torch.Tensor
+    chunk_plucker: torch.Tensor
+    num_frames: int
+    height: int
+    width: int
+    fps: float = 16.0
+    c2w: np.ndarray | None = None
+    camera: Any = None                       # the sana_wm_core.camera.CameraPath it came from
+    prompt: str = ""
+    negative_prompt: str = ""
+    temporal_stride: int = 8
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def latent_frames(self) -> int:
+        return (self.num_frames - 1) // self.temporal_stride + 1
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int, int, int]:
+        """(1, C, L, h, w) of the latent the sampler produces."""
+        _, c, _, h, w = self.image_latent.shape
+        return (1, int(c), self.latent_frames, int(h), int(w))
+
+    def validate(self) -> None:
+        """Raise ValueError naming the inconsistent field before any model runs."""
+        if self.num_frames < 1 or (self.num_frames - 1) % self.temporal_stride:
+            raise ValueError(f"num_frames must be {self.temporal_stride}k+1, got {self.num_frames}")
+        if self.image_latent.ndim != 5 or self.image_latent.shape[0] != 1 or self.image_latent.shape[2] != 1:
+            raise ValueError(f"image_latent must be (1,C,1,h,w), got {tuple(self.image_latent.shape)}")
+        L = self.latent_frames
+        if tuple(self.raymap.shape) != (L, 20):
+            raise ValueError(f"raymap must be ({L},20) for {self.num_frames} frames, got {tuple(self.raymap.shape)}")
+        h, w = self.image_latent.shape[-2:]
+        if self.chunk_plucker.ndim != 4 or tuple(self.chunk_plucker.shape[1:]) != (L, h, w):
+            raise ValueError(f"chunk_plucker must be (C,{L},{h},{w}), got {tuple(self.chunk_plucker.shape)}")
+        if self.prompt_embeds.ndim != 4 or self.prompt_mask.ndim != 2:
+            raise ValueError("prompt_embeds must be (1,1,T,D) and prompt_mask (1,T)")
+        if (self.negative_embeds is None) != (self.negative_mask is None):
+            raise ValueError("negative_embeds and negative_mask must be given together")

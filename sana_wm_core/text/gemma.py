@@ -1,0 +1,149 @@
+"""Stage-1 prompt encoding with gemma-2-2b-it, as the SANA-WM reference does it.
+
+The prompt is appended to the instruction (chi) prefix, tokenised with right padding to
+`len(tokens(chi)) + max_length - 2`, run through the Gemma-2 decoder, and from the final hidden states
+(after the last RMSNorm) only position 0 (BOS) and the last `max_length - 1` positions are kept, with the
+same slice of the attention mask. The negative prompt is encoded without the prefix at `max_length`.
+The encoder is big (2.6B) and needed once per prompt, so it can be offloaded or freed right after.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from .chi_prompt import CHI_PROMPT_LINES
+
+MAX_LENGTH = 300
+
+
+@dataclass
+class PromptEmbeds:
+    """(1,1,T,D) hidden states + (1,T) masks for the prompt and the negative prompt (CPU tensors)."""
+
+    embeds: torch.Tensor
+    mask: torch.Tensor
+    negative_embeds: torch.Tensor
+    negative_mask: torch.Tensor
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _default_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def _load_decoder(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
+    """The Gemma-2 decoder (`Gemma2Model`) from a CausalLM or a bare-model checkpoint folder."""
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    cfg = json.loads((folder / "config.json").read_text())
+    archs = cfg.get("architectures") or []
+    if any(a.endswith("ForCausalLM") for a in archs):
+        lm = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        model = lm.get_decoder()
+        del lm
+    else:
+        model = AutoModel.from_pretrained(str(folder), dtype=dtype)
+    return model.eval().requires_grad_(False)
+
+
+class GemmaPromptEncoder:
+    """Encodes Stage-1 prompts; `offload()` parks the weights on CPU, `free()` drops them for good."""
+
+    def __init__(self, tokenizer, model: torch.nn.Module, *, chi_prompt: Sequence[str] | None = None,
+                 max_length: int = MAX_LENGTH, device: torch.device | str | None = None,
+                 offload_device: torch.device | str = "cpu"):
+        self.tokenizer = tokenizer
+        self.model: torch.nn.Module | None = model
+        self.chi_lines = tuple(CHI_PROMPT_LINES if chi_prompt is None else chi_prompt)
+        self.max_length = int(max_length)
+        self.device = torch.device(device) if device is not None else _default_device()
+        self.offload_device = torch.device(offload_device)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, dtype: torch.dtype | None = None,
+                    device: torch.device | str | None = None, **kw) -> "GemmaPromptEncoder":
+        """Load tokenizer + decoder from a local Hugging Face folder (e.g. models/text_encoders/gemma-2-2b-it)."""
+        from transformers import AutoTokenizer
+
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"No Gemma-2 text encoder at {folder}: expected config.json, the weights and the tokenizer files "
+                "(download Efficient-Large-Model/gemma-2-2b-it into models/text_encoders/gemma-2-2b-it)")
+        dev = torch.device(device) if device is not None else _default_device()
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        model = _load_decoder(folder, dtype or _default_dtype(dev))
+        return cls(tok, model, device=dev, **kw)
+
+    @property
+    def chi(self) -> str:
+        return "\n".join(self.chi_lines)
+
+    # -- memory -------------------------------------------------------------------------------------
+    def offload(self) -> None:
+        """Move the weights to the offload device (CPU) so the DiT gets the accelerator."""
+        if self.model is not None:
+            self.model.to(self.offload_device)
+            _empty_cache()
+
+    def free(self) -> None:
+        """Drop the weights; the encoder cannot encode afterwards."""
+        self.model = None
+        gc.collect()
+        _empty_cache()
+
+    @contextlib.contextmanager
+    def on_device(self) -> Iterator["GemmaPromptEncoder"]:
+        """Weights on `self.device` inside the block, back on the offload device after it."""
+        if self.model is None:
+            raise RuntimeError("this text encoder was freed; load it again")
+        self.model.to(self.device)
+        try:
+            yield self
+        finally:
+            self.offload()
+
+    # -- encoding -----------------------------------------------------------------------------------
+    def _run(self, text: str, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self.tokenizer.padding_side = "right"
+        tok = self.tokenizer([text], max_length=length, padding="max_length", truncation=True,
+                             return_tensors="pt")
+        ids = tok.input_ids.to(self.device)
+        mask = tok.attention_mask.to(self.device)
+        out = self.model(input_ids=ids, attention_mask=mask)
+        return out.last_hidden_state, mask
+
+    @torch.no_grad()
+    def encode(self, prompt: str, negative_prompt: str = "") -> PromptEmbeds:
+        """Prompt + negative prompt -> `PromptEmbeds` (CPU tensors, encoder dtype)."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("prompt is empty: describe the scene to generate")
+        if not isinstance(negative_prompt, str):
+            raise ValueError("negative_prompt must be a string (use '' for none)")
+        if self.model is None:
+            raise RuntimeError("this text encoder was freed; load it again")
+        prompt = prompt.strip()
+        n = self.max_length
+        chi = self.chi
+        if chi:
+            hidden, mask = self._run(chi + prompt, len(self.tokenizer.encode(chi)) + n - 2)
+            keep = [0] + list(range(hidden.shape[1] - n + 1, hidden.shape[1]))
+            hidden, mask = hidden[:, keep], mask[:, keep]
+        else:
+            hidden, mask = self._run(prompt, n)
+        neg, neg_mask = self._run(negative_prompt, n)
+        return PromptEmbeds(hidden[:, None].cpu(), mask.cpu(), neg[:, None].cpu(), neg_mask.cpu())
+
+
+def _empty_cache() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
