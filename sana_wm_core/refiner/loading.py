@@ -127,6 +127,22 @@ def _weight_files(folder: Path) -> list[Path]:
     return files
 
 
+def _is_aux_key(key: str) -> bool:
+    """Quantisation side-tensors (scales) that travel with a weight rather than being one."""
+    return (key.endswith(_SCALE_SUFFIXES) or key.endswith(".scale_weight") or key.endswith(".input_scale")
+            or key == "scaled_fp8")
+
+
+def checkpoint_keys(folder: Path) -> set[str]:
+    from safetensors import safe_open
+
+    keys: set[str] = set()
+    for f in _weight_files(folder):
+        with safe_open(str(f), framework="pt", device="cpu") as fh:
+            keys.update(k for k in fh.keys() if not _is_aux_key(k))
+    return keys
+
+
 def iter_tensors(folder: Path, want=lambda k: True) -> Iterator[tuple[str, torch.Tensor]]:
     """(key, float tensor) pairs; fp8 tensors come back dequantised with their stored scale, if any."""
     from safetensors import safe_open
@@ -135,9 +151,7 @@ def iter_tensors(folder: Path, want=lambda k: True) -> Iterator[tuple[str, torch
         with safe_open(str(f), framework="pt", device="cpu") as fh:
             keys = set(fh.keys())
             for key in sorted(keys):
-                if key.endswith(_SCALE_SUFFIXES) or key.endswith(".scale_weight") or key == "scaled_fp8":
-                    continue
-                if key.endswith(".input_scale") or not want(key):
+                if _is_aux_key(key) or not want(key):
                     continue
                 t = fh.get_tensor(key)
                 if t.dtype in (FP8, torch.float8_e5m2):
@@ -162,19 +176,17 @@ def _build_on_meta(cls, folder: Path):
 
 
 def _fill(model: torch.nn.Module, folder: Path, dtype: torch.dtype, want, what: str) -> None:
-    expected = {k for k in model.state_dict() if want(k)}
+    known = set(model.state_dict())
+    expected = {k for k in known if want(k)}
+    unexpected = sorted(checkpoint_keys(folder) - known)
     loaded: dict[str, torch.Tensor] = {}
-    unexpected = []
-    for key, t in iter_tensors(folder, want):
-        if key not in expected:
-            unexpected.append(key)
-            continue
+    for key, t in iter_tensors(folder, lambda k: k in expected):
         loaded[key] = t.to(dtype) if t.is_floating_point() else t
     missing = sorted(expected - loaded.keys())
     if missing:
         raise ValueError(
             f"{what} checkpoint in {folder} does not match the network: {len(missing)} missing keys "
-            f"(first: {missing[:8]}), {len(unexpected)} unexpected (first: {sorted(unexpected)[:8]}). "
+            f"(first: {missing[:8]}), {len(unexpected)} unexpected (first: {unexpected[:8]}). "
             "Use the diffusers-format refiner folder from the release."
         )
     model.load_state_dict(loaded, strict=False, assign=True)
