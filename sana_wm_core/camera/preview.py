@@ -55,13 +55,14 @@ class _Panel:
 
 
 def _draw_panel(draw: ImageDraw.ImageDraw, box, c2w: np.ndarray, axes: tuple[int, int], flip_v: bool,
-                title: str, every_n: int, half_fov: float) -> None:
+                title: str, every_n: int, half_fov: float, spread: int) -> None:
+    """One projection; frustum wedges open along camera axis ``spread`` (0 = right, 1 = down)."""
     x0, y0, x1, y1 = box
     draw.rectangle(box, outline=_GRID)
     draw.text((x0 + 6, y0 + 4), title, fill=_TEXT)
     pos = c2w[:, :3, 3][:, axes]
     fwd = c2w[:, :3, 2][:, axes]
-    right = c2w[:, :3, 0][:, axes]
+    right = c2w[:, :3, spread][:, axes]
     span = max(float((pos.max(axis=0) - pos.min(axis=0)).max()), 1e-3)
     depth = 0.08 * span if span > 1e-3 else 0.1
     fr_pts = [pos]
@@ -100,10 +101,10 @@ def render_camera_preview(camera: CameraPath, every_n: int = 8, size: tuple[int,
     half = width // 2
     foot = 22
     half_fov = _half_fov(camera.intrinsics)
-    _draw_panel(draw, (2, 2, half - 3, height - foot), c2w, (0, 2), True, "top (x-z)", every_n, half_fov)
+    _draw_panel(draw, (2, 2, half - 3, height - foot), c2w, (0, 2), True, "top (x-z)", every_n, half_fov, 0)
     # side view: z to the right, y down the page (OpenCV y is down), so up is up
     _draw_panel(draw, (half + 2, 2, width - 3, height - foot), c2w, (2, 1), False, "side (z-y)", every_n,
-                half_fov)
+                half_fov, 1)
     seconds = len(c2w) / camera.fps if camera.fps else 0.0
     label = f"{len(c2w)} frames  {seconds:.1f}s @ {camera.fps:g} fps  frustum every {every_n}"
     draw.text((6, height - foot + 5), label, fill=_TEXT)
