@@ -1,0 +1,55 @@
+"""Save one generated clip: streamed frames -> mp4 (optionally with the HUD) + the camera path as JSON.
+
+The JSON beside `name.mp4` is `name.camera.json`: the user's camera path (loadable again as a trajectory)
+plus the poses of exactly the frames in the video, so a clip and its camera can be matched later.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .overlay import OverlayPainter
+from .writer import VideoInfo, write_mp4
+
+
+def camera_json(camera: Any, video_c2w: np.ndarray | None, info: VideoInfo, extra: dict | None = None) -> dict:
+    """The JSON document saved beside a video."""
+    if camera is not None:
+        from ..camera.preview import camera_path_json
+
+        doc = camera_path_json(camera)
+    else:
+        doc = {"format": "sana_wm_camera/1"}
+    doc["video"] = {"file": info.path.name, "frames": info.frames, "fps": info.fps,
+                    "width": info.width, "height": info.height}
+    if video_c2w is not None:
+        doc["video"]["c2w"] = np.asarray(video_c2w, dtype=np.float64).tolist()
+    if extra:
+        doc["generation"] = extra
+    return doc
+
+
+def save_clip(chunks: Iterable[np.ndarray], mp4_path: str | Path, *, fps: float = 16.0, camera: Any = None,
+              video_c2w: np.ndarray | None = None, n_frames: int | None = None, overlay: bool = False,
+              first_pose: int = 0, extra: dict | None = None, crf: int = 25) -> tuple[VideoInfo, Path]:
+    """Write the mp4 (chunks streamed through the optional overlay) and its camera JSON; returns both paths.
+
+    `first_pose` is the index in the camera path of the first video frame (1 after the refiner's sink).
+    """
+    mp4_path = Path(mp4_path)
+    if overlay:
+        if camera is None and video_c2w is None:
+            raise ValueError("overlay needs the camera path: connect the camera, or switch the overlay off")
+        n = n_frames if n_frames is not None else (len(video_c2w) if video_c2w is not None else camera.num_frames)
+        if camera is not None:
+            painter = OverlayPainter.for_camera(camera, n, first_pose=first_pose)
+        else:
+            painter = OverlayPainter.for_camera(None, n, c2w=video_c2w)
+        chunks = (painter(c) for c in chunks)
+    info = write_mp4(mp4_path, chunks, fps, crf=crf)
+    json_path = mp4_path.with_suffix(".camera.json")
+    json_path.write_text(json.dumps(camera_json(camera, video_c2w, info, extra), indent=1))
+    return info, json_path
