@@ -54,10 +54,15 @@ const SOURCES = {
       const file = widgetValue(node, "file");
       if (!file) return null;
       const w2c = widgetValue(node, "world_to_camera");
-      return { file: String(file), world_to_camera: w2c === true || w2c === "true" || w2c === 1 ? 1 : 0 };
+      const p = { file: String(file), world_to_camera: w2c === true || w2c === "true" || w2c === 1 ? 1 : 0 };
+      for (const name of ["num_frames", "fps"]) {
+        const v = widgetValue(node, name);
+        if (v !== undefined && v !== null && v !== "") p[name] = v;
+      }
+      return p;
     },
     request(p) {
-      const q = new URLSearchParams({ file: p.file, world_to_camera: String(p.world_to_camera) });
+      const q = new URLSearchParams(Object.entries(p).map(([k, v]) => [k, String(v)]));
       return api.fetchApi(`/sana_wm/camera/preview_file?${q}`);
     },
   },
@@ -89,6 +94,7 @@ class CameraEditor {
     this.lastKey = null;
     this.seq = 0;
     this.timer = null;
+    this.pending = false;     // a preview is scheduled or in flight
     this.poll = null;
     this.seenInGraph = false;
   }
@@ -102,7 +108,7 @@ class CameraEditor {
     this.msg.className = "sanawm-preview-msg";
     box.append(this.canvas, this.msg);
     drawCameraPath(this.canvas, null, "");
-    this._add("sanawm_path_preview", "sanawm_preview", box, { getMinHeight: () => 230 });
+    this._add("sanawm_path_preview", "sanawm_preview", box, { getMinHeight: () => 260 });
 
     if (this.source.timeline) {
       this.timeline = new ActionTimeline((action) => this._writeAction(action));
@@ -119,8 +125,10 @@ class CameraEditor {
     };
     requestAnimationFrame(() => {
       try {
+        // room for the action textarea above the preview: the DOM widgets share the spare height
         const min = this.node.computeSize();
-        this.node.setSize([Math.max(this.node.size[0], 460), Math.max(this.node.size[1], min[1])]);
+        const extra = this.source.timeline ? 70 : 0;
+        this.node.setSize([Math.max(this.node.size[0], 480), Math.max(this.node.size[1], min[1] + extra)]);
         this.node.setDirtyCanvas?.(true, true);
       } catch (err) {
         warnOnce("could not resize the camera node", err);
@@ -174,24 +182,30 @@ class CameraEditor {
     this.lastKey = key;
     clearTimeout(this.timer);
     if (params === null) {
+      ++this.seq;
+      this.pending = false;
       this._show(null, "info", "select a camera file to preview its path");
       return;
     }
     this.status = "pending";
-    this.timer = setTimeout(() => this._fetch(params), DEBOUNCE_MS);
+    this.pending = true;
+    const seq = ++this.seq;     // only the newest request may update the view
+    this.timer = setTimeout(() => this._fetch(params, seq), DEBOUNCE_MS);
   }
 
-  async _fetch(params) {
-    const seq = ++this.seq;
+  async _fetch(params, seq) {
     let res, body;
     try {
       res = await this.source.request(params);
       body = await res.json().catch(() => null);
     } catch (err) {
-      if (seq === this.seq) this._unavailable(`preview unavailable: ${err?.message || err}`);
+      if (seq !== this.seq) return;
+      this.pending = false;
+      this._unavailable(`preview unavailable: ${err?.message || err}`);
       return;
     }
     if (seq !== this.seq) return;   // a newer edit is on its way
+    this.pending = false;
     if (res.ok && body && Array.isArray(body.positions)) {
       this._show(body, null, "");
     } else if (res.status === 400 && body && body.error) {
