@@ -49,9 +49,9 @@ def hub_offline() -> bool:
 
 
 def _split_hf_url(name: str) -> tuple[str | None, str]:
-    """`hf://owner/repo/sub/path` -> ("owner/repo", "sub/path"); anything else -> (None, name)."""
+    """`hf://owner/repo/sub/path` -> ("owner/repo", "sub/path"); anything else -> (None, "")."""
     if not name.startswith("hf://"):
-        return None, name
+        return None, ""
     parts = [p for p in name[len("hf://"):].split("/") if p]
     if len(parts) < 2:
         raise ValueError(f"{name!r} is not a hub address: expected hf://owner/repo[/path]")
