@@ -177,3 +177,15 @@ def test_refined_latent_flags_and_sink_drop():
 
     r = with_refined(Lat(t), t + 2, 1)
     assert isinstance(r, Lat) and torch.equal(r.samples, t + 2) and sink_frames_to_drop(r) == 1
+
+
+def test_refined_flags_on_the_stage1_latent_type():
+    from sana_wm_core.sampling.latent import SanaWMLatent
+
+    t = torch.zeros(1, 16, 3, 3, 4)
+    c2w = torch.eye(4).repeat(17, 1, 1).numpy()
+    s1 = SanaWMLatent(samples=t, num_frames=17, c2w=c2w, prompt="p")
+    r = with_refined(s1, t + 1, 1)
+    assert isinstance(r, SanaWMLatent) and r.stage == "refined" and r.drop_first_frames == 1
+    assert r.output_frames == 16 and r.output_c2w().shape == (16, 4, 4) and r.meta["refined"]
+    assert sink_frames_to_drop(r) == 1 and sink_frames_to_drop(s1) == 0 and s1.drop_first_frames == 0

@@ -37,9 +37,14 @@ def latent_field(latent: Any, name: str, default: Any = None) -> Any:
 
 
 def sink_frames_to_drop(latent: Any) -> int:
-    """Pixel frames a decoder must drop from the front of this latent's decode (0 for Stage-1 latents)."""
+    """Pixel frames a decoder must drop from the front of this latent's decode (0 for Stage-1 latents).
+
+    Reads `SanaWMLatent.drop_first_frames`, else a `drop_sink` key/attribute, else `meta["drop_sink"]`.
+    """
     meta = latent_field(latent, "meta", None)
-    value = latent_field(latent, "drop_sink", None)
+    value = latent_field(latent, "drop_first_frames", None)
+    if value is None:
+        value = latent_field(latent, "drop_sink", None)
     if value is None and isinstance(meta, dict):
         value = meta.get("drop_sink")
     return int(value or 0)
@@ -56,8 +61,13 @@ def drop_sink_pixels(frames, latent: Any, frame_axis: int = 0):
 
 
 def with_refined(latent: Any, refined: torch.Tensor, sink_size: int) -> Any:
-    """A copy of `latent` (same kind) holding `refined`, flagged `refined=True, drop_sink=sink_size`."""
-    flags = {"refined": True, "drop_sink": int(sink_size)}
+    """A copy of `latent` (same kind) holding `refined`, flagged as refined with `sink_size` frames to drop.
+
+    For `sampling.SanaWMLatent` that is `drop_first_frames=sink_size, stage="refined"` plus
+    `meta["refined"]`; dicts and other objects get `refined=True, drop_sink=sink_size`.
+    """
+    n = int(sink_size)
+    flags = {"refined": True, "drop_sink": n}
     if isinstance(latent, torch.Tensor):
         return {"samples": refined, **flags}
     if isinstance(latent, dict):
@@ -66,14 +76,13 @@ def with_refined(latent: Any, refined: torch.Tensor, sink_size: int) -> Any:
     key = next(k for k in _TENSOR_KEYS if isinstance(getattr(latent, k, None), torch.Tensor))
     if dataclasses.is_dataclass(latent):
         names = {f.name for f in dataclasses.fields(latent)}
-        direct = {k: v for k, v in flags.items() if k in names}
+        wanted = {**flags, "drop_first_frames": n, "stage": "refined"}
+        direct = {k: v for k, v in wanted.items() if k in names}
+        if isinstance(getattr(latent, "meta", None), dict):
+            direct["meta"] = {**latent.meta, **flags}
         out = dataclasses.replace(latent, **{key: refined}, **direct)
-        extra = {k: v for k, v in flags.items() if k not in names}
-        meta = getattr(out, "meta", None)
-        if extra and isinstance(meta, dict):
-            object.__setattr__(out, "meta", {**meta, **extra})
-        elif extra:
-            for k, v in extra.items():
+        if "drop_first_frames" not in names and "meta" not in direct:
+            for k, v in flags.items():
                 object.__setattr__(out, k, v)
         return out
     out = copy.copy(latent)

@@ -78,13 +78,39 @@ def _text_max_length(root: Path) -> int:
     return DEFAULT_TEXT_MAX_LENGTH
 
 
+_HUB_PATTERNS = ("refiner/transformer/*", "refiner/connectors/*", "refiner/text_encoder/*",
+                 "refiner/tokenizer/*", "refiner/model_index.json")
+
+
+def _download(source: str, search_roots: Sequence[Path], progress) -> Path | None:
+    """Fetches the refiner part of a hub repo into the first search root (None if it cannot)."""
+    from ..weights.locate import locate_repo
+
+    name = source[len("hf://"):] if source.startswith("hf://") else source
+    if name.count("/") != 1:
+        return None
+    got = locate_repo(name, search_dirs=list(search_roots), hub_repo=name, allow_patterns=list(_HUB_PATTERNS),
+                      required=("refiner/transformer/config.json", "refiner/connectors/config.json"),
+                      progress=progress)
+    return got / "refiner"
+
+
 def locate_refiner(source: str | Path, search_roots: Sequence[str | Path] = (),
-                   gemma_dir: str | Path | None = None) -> RefinerPaths:
-    """Resolves a folder, a repo name under `search_roots` (e.g. models/sana_wm) or a hub id."""
+                   gemma_dir: str | Path | None = None, *, allow_download: bool = False,
+                   progress=None) -> RefinerPaths:
+    """Resolves a folder, a repo name under `search_roots` (e.g. models/sana_wm) or a hub id.
+
+    With `allow_download`, a hub id (`owner/repo` or `hf://owner/repo`) that is not on disk is fetched
+    (refiner files only) into the first search root; offline mode raises with the places searched.
+    """
     if not str(source).strip():
         raise ValueError("refiner source is empty: give a folder, a models/sana_wm repo name or a hub id")
-    looked = _candidates(str(source), [Path(r) for r in search_roots])
+    roots = [Path(r) for r in search_roots]
+    looked = _candidates(str(source).removeprefix("hf://"), roots)
     root = next((p for p in looked if _is_refiner_dir(p)), None)
+    if root is None and allow_download:
+        fetched = _download(str(source), roots, progress)
+        root = fetched if fetched is not None and _is_refiner_dir(fetched) else None
     if root is None:
         raise _not_found(
             f"SANA-WM refiner ({source!r}: transformer/config.json + connectors/config.json)", looked,

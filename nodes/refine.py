@@ -1,0 +1,160 @@
+"""Stage-2 nodes: load the LTX-2 sink-bidirectional refiner and refine a Stage-1 SANAWM_LATENT.
+
+Thin adapters over `sana_wm_core.refiner`; ComfyUI's progress bar, interrupt and memory management
+reach the engine as callbacks.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+import comfy.model_management as mm
+import comfy.utils
+import folder_paths
+
+from ..sana_wm_core.refiner import (RefinerOptions, RefineSettings, SanaWMRefiner, latent_tensor, locate_refiner,
+                                    with_refined)
+from ..sana_wm_core.refiner.loading import HUB_REPO
+
+CATEGORY = "SANA-WM/refine"
+DEFAULT_REPO = "SANA-WM_bidirectional"
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def _sana_wm_dirs() -> list[str]:
+    """ComfyUI's models/sana_wm folder(s) (registered by another node family or the default)."""
+    if "sana_wm" in folder_paths.folder_names_and_paths:
+        return list(folder_paths.get_folder_paths("sana_wm"))
+    return [os.path.join(folder_paths.models_dir, "sana_wm")]
+
+
+def _repo_choices() -> list[str]:
+    """Folders under models/sana_wm that hold a refiner (`refiner/transformer` or `refiner_diffusers/`)."""
+    found = []
+    for base in _sana_wm_dirs():
+        if not os.path.isdir(base):
+            continue
+        for name in sorted(os.listdir(base)):
+            for sub in ("refiner", "refiner_diffusers", ""):
+                if os.path.isfile(os.path.join(base, name, sub, "transformer", "config.json")):
+                    found.append(name)
+                    break
+    return found or [DEFAULT_REPO]
+
+
+def _gemma_dir(value: str) -> str | None:
+    """An explicit folder, or a name under models/text_encoders; empty = the refiner's own Gemma-3."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if os.path.isabs(os.path.expanduser(value)):
+        return os.path.expanduser(value)
+    for base in folder_paths.get_folder_paths("text_encoders"):
+        if os.path.isfile(os.path.join(base, value, "config.json")):
+            return os.path.join(base, value)
+    return value
+
+
+class SanaWMRefinerLoader:
+    DESCRIPTION = ("Points at SANA-WM's Stage-2 refiner (LTX-2 DiT + text connectors + Gemma-3). Nothing is loaded "
+                   "here: the refine node loads what it needs and frees it afterwards.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SANAWM_REFINER",)
+    RETURN_NAMES = ("refiner",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "repo": (_repo_choices(), {"tooltip": "A release folder under models/sana_wm holding refiner/ "
+                                                      "(transformer, connectors, text_encoder)."}),
+                "dtype": (list(_DTYPES), {"default": "bfloat16",
+                                          "tooltip": "Compute dtype of the refiner and Gemma-3 (the release runs bf16)."}),
+                "weight_format": (["default", "fp8_e4m3fn"], {
+                    "default": "default",
+                    "tooltip": "fp8_e4m3fn stores the refiner's block weights in 8 bits (half the memory) and "
+                               "upcasts them per layer; slightly different numbers."}),
+                "offload_blocks": ("INT", {
+                    "default": -1, "min": -1, "max": 64,
+                    "tooltip": "-1: keep every refiner block on the GPU. N >= 0: keep only N blocks there and "
+                               "stream the rest from CPU RAM per call (slower, fits 24 GB cards; Gemma-3 layers "
+                               "are streamed too)."}),
+                "keep_loaded": ("BOOLEAN", {"default": False,
+                                            "tooltip": "Keep the refiner network in memory between runs "
+                                                       "(faster reruns, holds its memory)."}),
+            },
+            "optional": {
+                "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
+                    "Overrides `repo`: a folder (the refiner folder or a repo folder holding refiner/) or a hub id "
+                    f"such as {HUB_REPO}, downloaded into models/sana_wm when missing.")}),
+                "gemma3_folder": ("STRING", {"default": "", "tooltip": (
+                    "Optional Gemma-3-12B folder you already have (bf16 or fp8 safetensors + tokenizer): a path "
+                    "or a folder name under models/text_encoders. Empty = refiner/text_encoder.")}),
+            },
+        }
+
+    def load(self, repo, dtype, weight_format, offload_blocks, keep_loaded, path_or_hub_id="", gemma3_folder=""):
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+        source = (path_or_hub_id or "").strip() or repo
+        paths = locate_refiner(source, _sana_wm_dirs(), _gemma_dir(gemma3_folder), allow_download=True)
+        options = RefinerOptions(
+            dtype=_DTYPES[dtype], fp8=weight_format == "fp8_e4m3fn",
+            offload_blocks=None if int(offload_blocks) < 0 else int(offload_blocks), keep_loaded=bool(keep_loaded),
+        )
+        return (SanaWMRefiner(paths, mm.get_torch_device(), options),)
+
+
+class SanaWMRefine:
+    DESCRIPTION = ("SANA-WM Stage 2: refines Stage-1 latents chunk by chunk (3 latent frames at a time over a "
+                   "sliding window of 11, 3 distilled steps, no CFG). The first latent frame is kept as the "
+                   "attention sink and its pixel frame is dropped at decode (321 frames -> 320).")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SANAWM_LATENT",)
+    RETURN_NAMES = ("latent",)
+    FUNCTION = "refine"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "refiner": ("SANAWM_REFINER", {"tooltip": "From 'SANA-WM Refiner Loader'."}),
+                "latent": ("SANAWM_LATENT", {"tooltip": "Stage-1 latents from the SANA-WM sampler."}),
+                "prompt": ("STRING", {"multiline": True, "default": "",
+                                      "tooltip": "Refiner prompt (used raw, stripped). Empty = the Stage-1 prompt "
+                                                 "carried by the latent."}),
+                "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                 "tooltip": "Seed of the refiner's own noise (the reference uses 42)."}),
+                "fps": ("FLOAT", {"default": 16.0, "min": 1.0, "max": 120.0, "step": 0.5,
+                                  "tooltip": "Video frame rate; it scales the refiner's temporal position encoding."}),
+            },
+        }
+
+    def refine(self, refiner, latent, prompt, seed, fps):
+        if not isinstance(refiner, SanaWMRefiner):
+            raise ValueError("refiner input must come from 'SANA-WM Refiner Loader'")
+        samples = latent_tensor(latent)
+        if bool(getattr(latent, "drop_first_frames", 0)) or getattr(latent, "stage", "") == "refined":
+            raise ValueError("latent was already refined; connect the Stage-1 sampler output instead")
+        text = (prompt or "").strip() or str(getattr(latent, "prompt", "") or "").strip()
+        if not text:
+            raise ValueError("prompt is empty and the latent carries no Stage-1 prompt; type the refiner prompt")
+        settings = RefineSettings()
+        bar: list = []
+
+        def on_chunk(done: int, total: int) -> None:
+            if not bar:
+                bar.append(comfy.utils.ProgressBar(total))
+            bar[0].update_absolute(done, total)
+
+        mm.unload_all_models()
+        mm.soft_empty_cache()
+        out = refiner.refine(samples, text, seed=int(seed), fps=float(fps), settings=settings, on_chunk=on_chunk,
+                             check_interrupt=mm.throw_exception_if_processing_interrupted)
+        return (with_refined(latent, out.to(samples.dtype), settings.sink_size),)
+
+
+NODE_CLASS_MAPPINGS = {"SanaWMRefinerLoader": SanaWMRefinerLoader, "SanaWMRefine": SanaWMRefine}
+NODE_DISPLAY_NAME_MAPPINGS = {"SanaWMRefinerLoader": "SANA-WM Refiner Loader", "SanaWMRefine": "SANA-WM Refine"}
