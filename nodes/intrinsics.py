@@ -1,0 +1,111 @@
+"""Node: estimate the input image's camera intrinsics (Pi3X like the reference, or EXIF, or a typed FOV).
+
+Thin adapter: picks files from ComfyUI's folders, hands the engine the device, shows the result as UI text.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import folder_paths
+
+from ..sana_wm_core.intrinsics import HUB_CHOICE, METHODS, estimate_intrinsics, image_from_tensor, resolve_checkpoint
+
+log = logging.getLogger("sana_wm")
+PI3X_FOLDER = "pi3x"
+NO_FILE = "none"
+PI3X_GPU_BYTES = int(4.5e9)
+
+if PI3X_FOLDER not in folder_paths.folder_names_and_paths:
+    folder_paths.folder_names_and_paths[PI3X_FOLDER] = (
+        [os.path.join(folder_paths.models_dir, PI3X_FOLDER)], {".safetensors"})
+
+
+def _pi3x_choices() -> list[str]:
+    return list(folder_paths.get_filename_list(PI3X_FOLDER)) + [HUB_CHOICE]
+
+
+def _input_images() -> list[str]:
+    folder = folder_paths.get_input_directory()
+    try:
+        files = [f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f))]
+    except OSError:
+        files = []
+    return [NO_FILE] + sorted(folder_paths.filter_files_content_types(files, ["image"]))
+
+
+def _device():
+    import comfy.model_management as mm
+    return mm.get_torch_device()
+
+
+class SanaWMEstimateIntrinsics:
+    """Camera intrinsics (fx, fy, cx, cy) of the input image for the camera nodes' `intrinsics` input."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The first frame (the image SANA-WM will animate), uncropped. "
+                                               "Only the first image of a batch is used."}),
+                "method": (list(METHODS), {"default": "pi3x", "tooltip":
+                           "pi3x: estimate with the Pi3X network, as the reference does when no intrinsics are "
+                           "given. exif: the photo's 35 mm-equivalent focal length (needs exif_image). fov: the "
+                           "horizontal field of view typed in fov_deg."}),
+                "fov_deg": ("FLOAT", {"default": 60.0, "min": 1.0, "max": 179.0, "step": 0.5, "tooltip":
+                            "Horizontal field of view in degrees for method 'fov' and as the last fallback. "
+                            "SANA-WM accepts 25-120 degrees on both axes (square pixels)."}),
+                "fallback": ("BOOLEAN", {"default": True, "tooltip":
+                             "When the chosen method cannot answer (no Pi3X weights offline, no EXIF focal, an "
+                             "implausible estimate), try the next: pi3x -> exif -> fov. The output says which "
+                             "was used."}),
+                "pi3x_checkpoint": (_pi3x_choices(), {"tooltip":
+                                    "Pi3X weights from models/pi3x/, or the hub repo yyfz233/Pi3X "
+                                    "(downloaded once into models/pi3x/Pi3X/)."}),
+            },
+            "optional": {
+                "exif_image": (_input_images(), {"default": NO_FILE, "tooltip":
+                               "The same picture as a file in ComfyUI's input folder, to read its EXIF focal "
+                               "length (IMAGE tensors carry no EXIF). 'none' skips EXIF."}),
+            },
+        }
+
+    RETURN_TYPES = ("SANAWM_INTRINSICS",)
+    RETURN_NAMES = ("intrinsics",)
+    OUTPUT_TOOLTIPS = ("Intrinsics in pixels of the input image, for a camera node's optional intrinsics input.",)
+    FUNCTION = "estimate"
+    OUTPUT_NODE = True
+    CATEGORY = "SANA-WM/camera"
+    DESCRIPTION = ("Estimates the input image's camera intrinsics with Pi3X (or from EXIF, or from a FOV) and "
+                   "shows fx, fy, the fields of view and the source used.")
+
+    def estimate(self, image, method: str, fov_deg: float, fallback: bool, pi3x_checkpoint: str,
+                 exif_image: str = NO_FILE):
+        pil = image_from_tensor(image)
+        exif_source = None
+        if exif_image and exif_image != NO_FILE:
+            if not folder_paths.exists_annotated_filepath(exif_image):
+                raise ValueError(f"exif_image: {exif_image!r} is not in ComfyUI's input folder; upload it or "
+                                 "choose 'none'")
+            exif_source = Path(folder_paths.get_annotated_filepath(exif_image))
+
+        def checkpoint() -> Path:
+            import comfy.model_management as mm
+            mm.throw_exception_if_processing_interrupted()
+            device = mm.get_torch_device()
+            if getattr(device, "type", "cpu") == "cuda":
+                mm.free_memory(PI3X_GPU_BYTES, device)  # room for Pi3X's ~0.85B fp32 weights + activations
+            folders = [Path(p) for p in folder_paths.get_folder_paths(PI3X_FOLDER)]
+            return resolve_checkpoint(pi3x_checkpoint, folders, download_dir=folders[0] if folders else None)
+
+        result = estimate_intrinsics(pil, method, fov_deg=fov_deg, exif_source=exif_source,
+                                     checkpoint=checkpoint if method == "pi3x" else None, device=_device(),
+                                     fallback=fallback)
+        text = result.summary()
+        log.info("SANA-WM intrinsics:\n%s", text)
+        return {"ui": {"text": [text]}, "result": (result.intrinsics,)}
+
+
+NODE_CLASS_MAPPINGS = {"SanaWMEstimateIntrinsics": SanaWMEstimateIntrinsics}
+NODE_DISPLAY_NAME_MAPPINGS = {"SanaWMEstimateIntrinsics": "SANA-WM Estimate Intrinsics"}
