@@ -1,0 +1,171 @@
+"""Self-attention of one block: main branch (bidirectional frame-wise GDN, or softmax every n-th block)
+plus the UCPE camera branch, summed, SiLU output gate, output projection.
+
+Parameters keep the checkpoint layout of both kinds (softmax blocks carry the unused GDN gates).
+Per-forward tables (RoPE, camera RoPE, ray matrices, chunk ids) arrive in a `FrameContext`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .kernels import bidirectional_short_conv, camera_softmax_attention, frame_gdn, softmax_attention
+from .layers import ConvWeight, Linear, RMSNorm
+from .rope import apply_rope
+from .ucpe import renorm_to, ucpe_apply
+
+
+@dataclass
+class FrameContext:
+    """Everything a block needs about the token grid, computed once per forward."""
+
+    fhw: tuple
+    cos: torch.Tensor  # (N, D/2) main RoPE
+    sin: torch.Tensor
+    cam_cos: Optional[torch.Tensor] = None  # (N, D/4) camera RoPE
+    cam_sin: Optional[torch.Tensor] = None
+    P: Optional[torch.Tensor] = None  # (B, N, 4, 4) world -> ray-local
+    P_inv: Optional[torch.Tensor] = None
+    chunk_id: Optional[list] = None  # per frame, chunk-causal variant only
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.fhw[1] * self.fhw[2]
+
+
+class HybridAttention(nn.Module):
+    def __init__(self, hidden: int, head_dim: int, *, softmax: bool, conv_kernel: int = 4, qk_norm: bool = True,
+                 norm_eps: float = 1e-5, gdn_eps: float = 1e-8, ucpe_renorm: bool = True) -> None:
+        super().__init__()
+        self.softmax = softmax
+        self.heads, self.head_dim = hidden // head_dim, head_dim
+        self.gdn_eps, self.ucpe_renorm = gdn_eps, ucpe_renorm
+        H = self.heads
+        self.qkv = Linear(hidden, 3 * hidden, bias=False)
+        self.proj = Linear(hidden, hidden)
+        self.q_norm = RMSNorm(hidden, norm_eps) if qk_norm else None
+        self.k_norm = RMSNorm(hidden, norm_eps) if qk_norm else None
+        self.beta_proj = Linear(hidden, H)
+        self.gate_proj = Linear(hidden, H)
+        self.A_log = nn.Parameter(torch.log(torch.empty(H).uniform_(1, 16)))
+        self.dt_bias = nn.Parameter(torch.full((H,), -3.0))
+        self.register_buffer("recall_gate", torch.zeros(1))
+        self.output_gate = Linear(hidden, hidden)
+        self.conv_k = None if softmax or conv_kernel <= 0 else ConvWeight(hidden, conv_kernel)
+        self.q_proj_cam = Linear(hidden, hidden)
+        self.k_proj_cam = Linear(hidden, hidden)
+        self.v_proj_cam = Linear(hidden, hidden)
+        self.out_proj_cam = Linear(hidden, hidden)
+        self.q_norm_cam = RMSNorm(hidden, norm_eps) if qk_norm else None
+        self.k_norm_cam = RMSNorm(hidden, norm_eps) if qk_norm else None
+        self.conv_k_cam = None if softmax or conv_kernel <= 0 else ConvWeight(hidden, conv_kernel)
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _norm(norm: Optional[RMSNorm], x: torch.Tensor) -> torch.Tensor:
+        return x if norm is None else norm(x)
+
+    def _to_scan(self, x: torch.Tensor, f: int) -> torch.Tensor:
+        """(B, N, C) -> contiguous (B, H, F, S, D)."""
+        B, N, _ = x.shape
+        return x.reshape(B, f, N // f, self.heads, self.head_dim).permute(0, 3, 1, 2, 4).contiguous()
+
+    @staticmethod
+    def _from_scan(x: torch.Tensor) -> torch.Tensor:
+        B, H, f, S, D = x.shape
+        return x.permute(0, 2, 3, 1, 4).reshape(B, f * S, H * D)
+
+    def _to_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) -> contiguous (B, H, N, D)."""
+        B, N, _ = x.shape
+        return x.reshape(B, N, self.heads, self.head_dim).transpose(1, 2).contiguous()
+
+    def _gates(self, x: torch.Tensor, f: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """beta (B, H, F, S) per token and decay (B, H, F) per frame, shared by both branches."""
+        B, N, C = x.shape
+        beta = torch.sigmoid(self.beta_proj(x)).view(B, f, N // f, self.heads).permute(0, 3, 1, 2)
+        g = self.gate_proj(x.reshape(B, f, N // f, C).mean(dim=2)).float()
+        rate = self.A_log.float().to(x.device).exp()
+        decay = torch.exp(-rate * F.softplus(g + self.dt_bias.float().to(x.device)))
+        return beta, decay.transpose(1, 2)
+
+    # ------------------------------------------------------------------ branches
+    def _main_gdn(self, q, k, v, beta, decay, ctx: FrameContext) -> torch.Tensor:
+        f = ctx.fhw[0]
+        S = ctx.tokens_per_frame
+        if self.conv_k is not None:
+            k = bidirectional_short_conv(k, self.conv_k.weight, f, ctx.chunk_id)
+        q = F.relu(self._norm(self.q_norm, q))
+        k = F.relu(self._norm(self.k_norm, k)) * ((self.head_dim ** -0.5) * (S ** -0.5))
+        q, k, v = self._to_scan(q, f), self._to_scan(k, f), self._to_scan(v, f)
+        cos = ctx.cos.view(f, S, -1)
+        sin = ctx.sin.view(f, S, -1)
+        out = frame_gdn(apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, beta, decay, q_den=q, k_den=k,
+                        eps=self.gdn_eps, chunk_id=ctx.chunk_id)
+        return self._from_scan(out).to(v.dtype)
+
+    def _main_softmax(self, q, k, v, ctx: FrameContext) -> torch.Tensor:
+        q = apply_rope(self._to_heads(self._norm(self.q_norm, q)), ctx.cos, ctx.sin)
+        k = apply_rope(self._to_heads(self._norm(self.k_norm, k)), ctx.cos, ctx.sin)
+        out = softmax_attention(q, k, self._to_heads(v), chunk_id=ctx.chunk_id,
+                                tokens_per_frame=ctx.tokens_per_frame)
+        B, H, N, D = out.shape
+        return out.transpose(1, 2).reshape(B, N, H * D)
+
+    def _camera(self, x, beta, decay, ctx: FrameContext) -> torch.Tensor:
+        f = ctx.fhw[0]
+        S = ctx.tokens_per_frame
+        q, k, v = self.q_proj_cam(x), self.k_proj_cam(x), self.v_proj_cam(x)
+        if self.conv_k_cam is not None:
+            k = bidirectional_short_conv(k, self.conv_k_cam.weight, f, ctx.chunk_id)
+        q, k = self._norm(self.q_norm_cam, q), self._norm(self.k_norm_cam, k)
+        B = x.shape[0]
+        if self.softmax:
+            q, k, v = self._to_heads(q), self._to_heads(k), self._to_heads(v)  # (B, H, N, D)
+            P, P_inv = ctx.P[:, None], ctx.P_inv[:, None]
+            cos, sin = ctx.cam_cos, ctx.cam_sin
+        else:
+            q = F.relu(q)
+            k = F.relu(k) * ((self.head_dim ** -0.5) * (S ** -0.5))
+            q, k, v = self._to_scan(q, f), self._to_scan(k, f), self._to_scan(v, f)  # (B, H, F, S, D)
+            P = ctx.P.view(B, 1, f, S, 4, 4)
+            P_inv = ctx.P_inv.view(B, 1, f, S, 4, 4)
+            cos, sin = ctx.cam_cos.view(f, S, -1), ctx.cam_sin.view(f, S, -1)
+        qu = ucpe_apply(q, P.transpose(-1, -2), cos, sin)
+        ku = ucpe_apply(k, P_inv, cos, sin)
+        vu = ucpe_apply(v, P_inv, cos, sin)
+        if self.ucpe_renorm:
+            qu, ku, vu = renorm_to(q, qu), renorm_to(k, ku), renorm_to(v, vu)
+        if self.softmax:
+            out = camera_softmax_attention(qu, ku, vu, chunk_id=ctx.chunk_id, tokens_per_frame=S)
+        else:
+            pre = torch.linalg.vector_norm(k, dim=-1).clamp_min(1e-6)
+            post = torch.linalg.vector_norm(ku, dim=-1).clamp_min(1e-6)
+            inflation = ((post / pre) ** 2).mean(dim=-1)  # (B, H, F)
+            beta_cam = beta / inflation.clamp_min(1.0).unsqueeze(-1)
+            out = frame_gdn(qu, ku, vu, beta_cam, decay, chunk_id=ctx.chunk_id).to(v.dtype)
+        out = ucpe_apply(out, P, cos, sin, inverse_rope=True)
+        if self.softmax:
+            Bq, H, N, D = out.shape
+            return out.transpose(1, 2).reshape(Bq, N, H * D)
+        return self._from_scan(out)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor, ctx: FrameContext) -> torch.Tensor:
+        B, N, C = x.shape
+        f = ctx.fhw[0]
+        q, k, v = self.qkv(x).view(B, N, 3, C).unbind(2)
+        beta = decay = None
+        if self.softmax:
+            out = self._main_softmax(q, k, v, ctx)
+        else:
+            beta, decay = self._gates(x, f)
+            out = self._main_gdn(q, k, v, beta, decay, ctx)
+        if ctx.P is not None:
+            out = out + self.out_proj_cam(self._camera(x, beta, decay, ctx))
+        out = out * F.silu(self.output_gate(x).float())
+        return self.proj(out.to(x.dtype))

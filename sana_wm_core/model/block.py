@@ -1,0 +1,47 @@
+"""One transformer block: per-frame adaLN-modulated self-attention, Plücker injection, text
+cross-attention, modulated GLUMBConvTemp FFN."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import FrameContext, HybridAttention
+from .config import SanaWMConfig
+from .cross_attention import CrossAttention
+from .ffn import GLUMBConvTemp
+from .layers import Linear
+
+
+class SanaWMBlock(nn.Module):
+    def __init__(self, cfg: SanaWMConfig, index: int) -> None:
+        super().__init__()
+        C = cfg.hidden_size
+        self.index = index
+        self.scale_shift_table = nn.Parameter(torch.randn(6, C) / C ** 0.5)
+        self.plucker_proj = Linear(C, C) if cfg.block_has_plucker(index) else None
+        self.attn = HybridAttention(C, cfg.linear_head_dim, softmax=index in cfg.softmax_blocks,
+                                    conv_kernel=cfg.conv_kernel_size, qk_norm=cfg.qk_norm, norm_eps=cfg.norm_eps,
+                                    gdn_eps=cfg.gdn_eps, ucpe_renorm=cfg.ucpe_renorm)
+        self.cross_attn = CrossAttention(C, cfg.num_attention_heads, qk_norm=cfg.cross_norm)
+        self.mlp = GLUMBConvTemp(C, cfg.ffn_hidden, cfg.t_kernel_size)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, t0: torch.Tensor, mask: Optional[torch.Tensor],
+                ctx: FrameContext, plucker_emb: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x: (B, N, C); y: (B, L, C); t0: (B, F, 6, C) per-frame modulation."""
+        B, N, C = x.shape
+        f = ctx.fhw[0]
+        mod = self.scale_shift_table.to(x.device, x.dtype)[None, None] + t0  # (B, F, 6, C)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (m.unsqueeze(2) for m in mod.unbind(2))
+
+        a = F.layer_norm(x, (C,), eps=1e-6).view(B, f, -1, C) * (1 + scale_msa) + shift_msa
+        attn = self.attn(a.view(B, N, C), ctx)
+        x = x + (gate_msa * attn.view(B, f, -1, C)).view(B, N, C)
+        if plucker_emb is not None and self.plucker_proj is not None:
+            x = x + self.plucker_proj(plucker_emb)
+        x = x + self.cross_attn(x, y, mask)
+        m = F.layer_norm(x, (C,), eps=1e-6).view(B, f, -1, C) * (1 + scale_mlp) + shift_mlp
+        out = self.mlp(m.view(B, N, C), ctx.fhw, ctx.chunk_id)
+        return x + (gate_mlp * out.view(B, f, -1, C)).view(B, N, C)

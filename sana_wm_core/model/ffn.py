@@ -1,0 +1,78 @@
+"""GLUMBConvTemp feed-forward: 1x1 expand + SiLU, depthwise 3x3 per frame, GLU, 1x1 project, plus a
+residual dense temporal conv over 3 frames.
+
+Computed in the token layout (B, N, C): the 1x1 convs are matmuls, the depthwise conv runs on a
+channels-last view (no permute copies), and the temporal conv is one matmul producing the three taps,
+summed with frame shifts. In the chunk-causal variant the "next frame" tap is dropped at chunk ends.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layers import Linear
+
+
+class _ConvHolder(nn.Module):
+    """Keeps `<name>.conv.weight` / `.conv.bias` key names."""
+
+    def __init__(self, conv: nn.Module) -> None:
+        super().__init__()
+        self.conv = conv
+
+
+class _DepthwiseConv(nn.Module):
+    def __init__(self, channels: int, kernel: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(channels, 1, kernel, kernel) * 0.1)
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+
+class GLUMBConvTemp(nn.Module):
+    def __init__(self, hidden: int, ffn_hidden: int, t_kernel: int = 3) -> None:
+        super().__init__()
+        self.ffn_hidden = ffn_hidden
+        self.inverted_conv = _ConvHolder(Linear(hidden, 2 * ffn_hidden, kernel=(1, 1)))
+        self.depth_conv = _ConvHolder(_DepthwiseConv(2 * ffn_hidden, 3))
+        self.point_conv = _ConvHolder(Linear(ffn_hidden, hidden, bias=False, kernel=(1, 1)))
+        self.t_conv = Linear(hidden, hidden, bias=False, kernel=(t_kernel, 1))
+        nn.init.normal_(self.t_conv.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor, fhw: tuple[int, int, int],
+                chunk_id: Optional[Sequence[int]] = None) -> torch.Tensor:
+        B, N, C = x.shape
+        f, h, w = fhw
+        u = F.silu(self.inverted_conv.conv(x))  # (B, N, 2*hid)
+        ch = u.shape[-1]
+        u = u.view(B * f, h, w, ch).permute(0, 3, 1, 2)  # channels-last view
+        dw = self.depth_conv.conv
+        u = F.conv2d(u, dw.weight.to(u.device, u.dtype), dw.bias.to(u.device, u.dtype), padding=dw.weight.shape[-1] // 2,
+                     groups=ch)
+        u = u.permute(0, 2, 3, 1)
+        val, gate = u[..., : self.ffn_hidden], u[..., self.ffn_hidden:]
+        p = self.point_conv.conv((val * F.silu(gate)).reshape(B, N, -1))  # (B, N, C)
+        return p + self._temporal(p, f, chunk_id)
+
+    def _temporal(self, p: torch.Tensor, f: int, chunk_id: Optional[Sequence[int]]) -> torch.Tensor:
+        B, N, C = p.shape
+        wt = self.t_conv.compute_weight(p)[..., 0]  # (C_out, C_in, K)
+        K = wt.shape[-1]
+        taps = F.linear(p, wt.permute(2, 0, 1).reshape(K * C, C)).view(B, f, N // f, K, C)
+        c = K // 2
+        out = taps[:, :, :, c].clone()
+        for k in range(K):
+            d = k - c  # tap k reads frame t + d
+            if d == 0 or abs(d) >= f:
+                continue
+            if d < 0:
+                out[:, -d:] += taps[:, :d, :, k]
+            else:
+                fut = taps[:, d:, :, k]
+                if chunk_id is not None:
+                    same = torch.tensor([chunk_id[t] == chunk_id[t + d] for t in range(f - d)], device=p.device)
+                    fut = fut * same.view(1, f - d, 1, 1).to(p.dtype)
+                out[:, :-d] += fut
+        return out.reshape(B, N, C)

@@ -1,0 +1,84 @@
+"""Softmax attention calls with the reference's numerics.
+
+Quirks copied on purpose (diffusers 0.42.1 = the oracle):
+- self-attention and camera attention run in bf16 even in an fp32 model;
+- the camera branch zero-pads head dims outside {32, 64, 128, 256} to 128/256, so its softmax scale is
+  1/sqrt(padded dim). We pass that scale instead of padding (same result, no wasted FLOPs);
+- in an fp32 model the reference's camera SDPA receives non-contiguous bf16 tensors, which PyTorch routes
+  to the math kernel (fp32 accumulation, bf16 output) at ~10x the cost of the flash kernel. On CPU we
+  reproduce those numbers with the fp32 flash kernel on bf16-rounded inputs and a bf16-rounded output.
+- chunk-causal softmax: a query attends to keys of its own and earlier chunks (a key prefix per chunk).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def camera_scale(head_dim: int) -> float:
+    """Softmax scale the reference's camera SDPA ends up with after its head-dim padding."""
+    if head_dim in (32, 64, 128, 256) or head_dim >= 256:
+        return head_dim ** -0.5
+    return (128 if head_dim <= 128 else 256) ** -0.5
+
+
+def _chunk_bounds(chunk_id: Sequence[int], tokens_per_frame: int) -> list:
+    """[(q_start, q_end)] token ranges of each chunk; keys for a chunk are tokens [0, q_end)."""
+    bounds, start = [], 0
+    T = len(chunk_id)
+    for t in range(1, T + 1):
+        if t == T or chunk_id[t] != chunk_id[t - 1]:
+            bounds.append((start * tokens_per_frame, t * tokens_per_frame))
+            start = t
+    return bounds
+
+
+def _sdpa(q, k, v, scale, chunk_id, tokens_per_frame):
+    if chunk_id is None:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    out = torch.empty_like(q)
+    for qs, qe in _chunk_bounds(chunk_id, tokens_per_frame):
+        out[:, :, qs:qe] = F.scaled_dot_product_attention(q[:, :, qs:qe], k[:, :, :qe], v[:, :, :qe], scale=scale)
+    return out
+
+
+def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
+                      chunk_id: Optional[Sequence[int]] = None, tokens_per_frame: int = 1) -> torch.Tensor:
+    """Main-branch attention. q, k, v: (B, H, N, D). Runs in bf16 when given fp32; returns q's dtype."""
+    dtype = q.dtype
+    if dtype == torch.float32:
+        q, k, v = q.to(torch.bfloat16), k.to(torch.bfloat16), v.to(torch.bfloat16)
+    out = _sdpa(q, k, v, None, chunk_id, tokens_per_frame)
+    return out.to(dtype)
+
+
+def camera_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
+                             chunk_id: Optional[Sequence[int]] = None, tokens_per_frame: int = 1) -> torch.Tensor:
+    """Camera-branch attention in UCPE ray space. q, k, v: (B, H, N, D); returns q's dtype."""
+    dtype = q.dtype
+    scale = camera_scale(q.shape[-1])
+    if dtype == torch.float32:
+        q, k, v = (t.to(torch.bfloat16) for t in (q, k, v))
+        if q.device.type == "cpu":
+            q, k, v = q.float(), k.float(), v.float()
+        out = _sdpa(q, k, v, scale, chunk_id, tokens_per_frame).to(torch.bfloat16)
+        return out.to(dtype)
+    return _sdpa(q, k, v, scale, chunk_id, tokens_per_frame)
+
+
+def cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """Text cross-attention. q: (B, H, N, D); k, v: (B, H, L, D); mask: (B, L) with 1 = keep, or None.
+
+    Padded tokens get the reference's additive -10000 bias (a fully padded prompt then attends uniformly
+    instead of producing NaN).
+    """
+    bias = None
+    if mask is not None:
+        bias = ((1.0 - mask.to(q.dtype)) * -10000.0)[:, None, None, :]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
+__all__ = ["softmax_attention", "camera_softmax_attention", "cross_attention", "camera_scale"]

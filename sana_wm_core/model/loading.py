@@ -1,0 +1,195 @@
+"""load_transformer: original single-file checkpoints, diffusers `transformer/` folders, or state dicts.
+
+The network is built on the meta device and every tensor is read one at a time (safetensors), cast to
+the target dtype (or quantised to fp8) and assigned in place, so loading never holds two copies.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from .config import SanaWMConfig
+from .convert import original_to_diffusers, unwrap_state_dict, infer_config
+from .kernels.linear import FP8_DTYPE, quantize_fp8
+from .layers import Linear
+from .transformer import SanaWMTransformer
+
+log = logging.getLogger("sana_wm")
+
+_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+           "fp16": torch.float16, "float16": torch.float16, "fp8": FP8_DTYPE, "fp8_e4m3": FP8_DTYPE,
+           "float8_e4m3fn": FP8_DTYPE}
+_OPTIONAL_KEYS = ("recall_gate",)  # buffers some checkpoints omit; they are zeros and unused
+
+
+def parse_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).lower().replace("torch.", "")
+    if key not in _DTYPES or _DTYPES[key] is None:
+        raise ValueError(f"dtype {dtype!r} is not one of fp32, bf16, fp16, fp8")
+    return _DTYPES[key]
+
+
+class _Source:
+    """Lazy tensor source: diffusers-named key -> shape now, -> tensor on demand."""
+
+    def __init__(self, shapes: dict, getter, renamed: dict, config_json: Optional[dict]) -> None:
+        self.shapes, self._get, self.renamed, self.config_json = shapes, getter, renamed, config_json
+
+    def tensor(self, key: str) -> torch.Tensor:
+        t = self._get(self.renamed[key])
+        want = self.shapes[key]
+        return t.reshape(want) if tuple(t.shape) != tuple(want) else t
+
+
+def _open(src: Union[str, os.PathLike, Mapping[str, Any]]) -> _Source:
+    if isinstance(src, Mapping):
+        raw = unwrap_state_dict(src)
+        return _from_mapping({k: tuple(v.shape) for k, v in raw.items()}, raw.__getitem__, None)
+    path = Path(src)
+    if not path.exists():
+        raise ValueError(f"checkpoint {path} does not exist; pass the DiT .safetensors file or a diffusers "
+                         "transformer/ folder")
+    config_json = None
+    if path.is_dir():
+        for sub in ("transformer", "dit"):
+            if (path / sub).is_dir() and not list(path.glob("*.safetensors")):
+                path = path / sub
+        if (path / "config.json").is_file():
+            config_json = json.loads((path / "config.json").read_text())
+        files = sorted(path.glob("*.safetensors"))
+        if not files:
+            raise ValueError(f"no .safetensors files in {path}")
+    elif path.suffix == ".safetensors":
+        files = [path]
+    else:
+        sd = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        raw = unwrap_state_dict(sd)
+        return _from_mapping({k: tuple(v.shape) for k, v in raw.items()}, raw.__getitem__, None)
+    from safetensors import safe_open
+
+    handles, where, shapes = [], {}, {}
+    for f in files:
+        h = safe_open(str(f), framework="pt", device="cpu")
+        handles.append(h)
+        for k in h.keys():
+            where[k] = h
+            shapes[k] = tuple(h.get_slice(k).get_shape())
+    wrapped = unwrap_state_dict({k: k for k in shapes})  # original key -> unwrapped key
+
+    def get(unwrapped_key: str) -> torch.Tensor:
+        orig = inverse[unwrapped_key]
+        return where[orig].get_tensor(orig)
+
+    inverse = {v: k for k, v in wrapped.items()}
+    return _from_mapping({wrapped[k]: s for k, s in shapes.items()}, get, config_json)
+
+
+def _from_mapping(shapes: dict, getter, config_json) -> _Source:
+    """Rename to diffusers keys, remembering each new key's source key."""
+    renamed_shapes, renamed = {}, {}
+    for k, shape in shapes.items():
+        for nk, ns in original_to_diffusers({k: shape}).items():
+            renamed_shapes[nk], renamed[nk] = tuple(ns), k
+    return _Source(renamed_shapes, getter, renamed, config_json)
+
+
+def _check_keys(model: nn.Module, shapes: dict) -> None:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in expected if k not in shapes and not k.endswith(_OPTIONAL_KEYS)]
+    unexpected = [k for k in shapes if k not in expected]
+    wrong = [f"{k}: checkpoint {shapes[k]} vs model {expected[k]}" for k in expected
+             if k in shapes and tuple(shapes[k]) != expected[k]]
+    if missing or unexpected or wrong:
+        def fmt(xs):
+            return ", ".join(xs[:20]) + (f", ... ({len(xs)} in all)" if len(xs) > 20 else "")
+        raise ValueError("checkpoint does not match the SANA-WM Stage-1 transformer:"
+                         + (f"\n  missing keys: {fmt(missing)}" if missing else "")
+                         + (f"\n  unexpected keys: {fmt(unexpected)}" if unexpected else "")
+                         + (f"\n  shape mismatches: {fmt(wrong)}" if wrong else "")
+                         + "\nPass the Stage-1 DiT (dit/sana_wm_1600m_720p.safetensors or the diffusers "
+                           "transformer/ folder), or a config that matches it.")
+
+
+def _set(model: nn.Module, key: str, value: torch.Tensor) -> None:
+    mod_name, _, name = key.rpartition(".")
+    mod = model.get_submodule(mod_name) if mod_name else model
+    if name in mod._parameters:
+        mod._parameters[name] = nn.Parameter(value, requires_grad=False)
+    else:
+        mod._buffers[name] = value
+
+
+def _fp8_eligible(model: nn.Module, key: str) -> bool:
+    mod_name, _, name = key.rpartition(".")
+    return (name == "weight" and key.startswith("blocks.") and isinstance(model.get_submodule(mod_name), Linear))
+
+
+def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, Any]],
+                     config: Union[None, SanaWMConfig, dict] = None, *, dtype: Union[None, str, torch.dtype] = None,
+                     device: Union[str, torch.device] = "cpu") -> SanaWMTransformer:
+    """Build the Stage-1 DiT from a checkpoint in either key layout.
+
+    config: a SanaWMConfig, a diffusers-style dict, or None (read config.json when the folder has one,
+    otherwise infer everything from the tensor shapes). dtype: fp32 / bf16 / fp16 / fp8 (e4m3: the block
+    matmul weights are stored in fp8 with a per-row scale and upcast to bf16 per layer); None keeps the
+    checkpoint's dtype. A checkpoint that does not fit raises ValueError listing missing/unexpected keys.
+    """
+    src = _open(state_dict_or_path)
+    if config is None:
+        base = None
+        if src.config_json is not None:
+            base = SanaWMConfig.from_diffusers(src.config_json).to_dict()
+        cfg = infer_config(src.shapes, base=base)
+    elif isinstance(config, dict):
+        cfg = SanaWMConfig.from_diffusers(config)
+    else:
+        cfg = config
+    target = parse_dtype(dtype)
+    with torch.device("meta"):
+        model = SanaWMTransformer(cfg)
+    _check_keys(model, src.shapes)
+    fp8 = target is not None and target == FP8_DTYPE
+    dev = torch.device(device)
+    for key in model.state_dict():
+        if key not in src.shapes:
+            _set(model, key, torch.zeros(model.state_dict()[key].shape, device=dev))
+            continue
+        t = src.tensor(key)
+        if t.is_floating_point():
+            cast = torch.bfloat16 if fp8 else (target or t.dtype)
+            if fp8 and _fp8_eligible(model, key):
+                q, scale = quantize_fp8(t)
+                _set(model, key, q.to(dev))
+                model.get_submodule(key.rpartition(".")[0]).weight_scale = scale.to(dev)
+                continue
+            t = t.to(cast)
+        _set(model, key, t.to(dev))
+    for name, buf in model.named_buffers():
+        if buf is not None and buf.is_meta:
+            raise ValueError(f"buffer {name} was not loaded")
+    model.eval()
+    log.info("SANA-WM DiT loaded: %d blocks, hidden %d, dtype %s", cfg.num_layers, cfg.hidden_size,
+             "fp8" if fp8 else (target or "checkpoint"))
+    return model
+
+
+def iter_fp8_layers(model: nn.Module) -> Iterator[Linear]:
+    for name, m in model.named_modules():
+        if name.startswith("blocks.") and isinstance(m, Linear):
+            yield m
+
+
+def quantize_model_fp8_(model: SanaWMTransformer) -> SanaWMTransformer:
+    """Convert an in-memory model: block matmul weights to fp8 e4m3, everything else to bf16."""
+    model.to(torch.bfloat16)
+    for m in iter_fp8_layers(model):
+        m.to_fp8_()
+    return model

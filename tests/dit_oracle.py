@@ -1,0 +1,86 @@
+"""Shared helpers for the DiT tests: tiny configs, the diffusers oracle with the same weights, inputs."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sana_wm_core.model import SanaWMConfig, SanaWMTransformer
+
+TINY = dict(in_channels=16, num_layers=4, hidden_size=128, num_attention_heads=4, linear_head_dim=32,
+            caption_channels=64, chunk_plucker_post_attn_blocks=4)
+
+
+def make_pair(seed: int = 0, **overrides):
+    """(ours, diffusers) with identical random weights; every zero-initialised parameter refilled."""
+    from diffusers import SanaWMTransformer3DModel
+
+    cfg = SanaWMConfig(**{**TINY, **overrides})
+    torch.manual_seed(seed)
+    ref = SanaWMTransformer3DModel(**cfg.to_diffusers()).eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if bool((p == 0).all()) or name.endswith(("A_log", "dt_bias")):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+            if name.endswith("A_log"):  # decays well inside (0, 1)
+                p.copy_(torch.rand(p.shape, generator=gen) * 2 - 2)
+            if name.endswith("dt_bias"):
+                p.copy_(torch.rand(p.shape, generator=gen) - 1)
+    ours = SanaWMTransformer(cfg).eval()
+    missing, unexpected = ours.load_state_dict(ref.state_dict(), strict=True)
+    assert not missing and not unexpected
+    return ours, ref
+
+
+def camera_conditions(B: int, F: int, h: int, w: int, *, moving: bool = True, seed: int = 0) -> torch.Tensor:
+    """(B, F, 20): a camera that moves forward/sideways and yaws/pitches, + latent intrinsics."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for b in range(B):
+        poses = []
+        for f in range(F):
+            yaw = (0.15 * f + 0.05 * b) if moving else 0.0
+            pitch = (0.07 * f * (1 if b % 2 == 0 else -1)) if moving else 0.0
+            cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
+            Ry = torch.tensor([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+            Rx = torch.tensor([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+            T = torch.eye(4)
+            T[:3, :3] = Ry @ Rx
+            if moving:
+                T[:3, 3] = torch.tensor([0.2 * f, -0.05 * f, 0.4 * f]) + 0.01 * torch.randn(3, generator=g)
+            poses.append(T.reshape(16))
+        intr = torch.tensor([0.9 * w, 0.9 * w, (w - 1) / 2 + 0.3, (h - 1) / 2 - 0.2])
+        out.append(torch.stack([torch.cat([p, intr]) for p in poses]))
+    return torch.stack(out)
+
+
+def inputs(cfg: SanaWMConfig, B: int = 2, F: int = 3, h: int = 4, w: int = 6, L: int = 12, seed: int = 0,
+           moving: bool = True) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.empty(B, 1, F).uniform_(100, 900, generator=g)
+    t[:, :, 0] = 0.0  # conditioning frame
+    mask = torch.ones(B, L)
+    mask[0, L // 2:] = 0  # padded prompt
+    return dict(
+        hidden_states=torch.randn(B, cfg.in_channels, F, h, w, generator=g),
+        timestep=t,
+        encoder_hidden_states=torch.randn(B, 1, L, cfg.caption_channels, generator=g),
+        encoder_attention_mask=mask,
+        camera_conditions=camera_conditions(B, F, h, w, moving=moving, seed=seed),
+        chunk_plucker=torch.randn(B, cfg.chunk_plucker_channels, F, h, w, generator=g),
+    )
+
+
+def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-12))
+
+
+def run_ref(ref, kw: dict) -> torch.Tensor:
+    with torch.no_grad():
+        return ref(**kw, return_dict=False)[0]
+
+
+def run_ours(model, kw: dict) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**kw)
