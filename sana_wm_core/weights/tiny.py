@@ -106,7 +106,7 @@ def _write_original_layout(parts, root: Path, chi_prompt: list[str]) -> None:
 
 def _build_pi3x(models_dir: Path) -> Path | None:
     """Delegate to `sana_wm_core.intrinsics.tiny.build_tiny_pi3x` when that module exists."""
-    package = __name__.rsplit(".", 2)[0]  # the engine package, whatever name it was imported under
+    package = (__package__ or "sana_wm_core.weights").rsplit(".", 1)[0]  # the engine, under any import name
     try:
         module = importlib.import_module(f"{package}.intrinsics.tiny")
     except ModuleNotFoundError as exc:

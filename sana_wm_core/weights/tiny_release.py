@@ -28,7 +28,10 @@ def _converter():
 def original_dit_state_dict(transformer: Any) -> dict:
     """The DiT's weights under the NVlabs key names, as plain contiguous CPU tensors."""
     convert = _converter()
-    converted = convert(dict(transformer.state_dict()))
+    # The original's unused buffers are sized as the release sizes them: y_embedding is
+    # (model_max_length, caption channels), pos_embed is the (image_size / 32)^2 grid.
+    converted = convert(dict(transformer.state_dict()), model_max_length=300, image_size=C.TINY_HEIGHT,
+                        vae_stride=C.TINY_VAE_SPATIAL_STRIDE)
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in sorted(converted.items())}
 
 
