@@ -86,6 +86,13 @@ def _segments(action: str) -> list[list]:
     return [["".join(s["keys"]) or "none", s["frames"]] for s in parse_action_string(action)]
 
 
+def _click_add(drv, node_id, keys: str) -> None:
+    drv.execute_script("""
+      const tl = app.graph.getNodeById(arguments[0]).sanawmEditor.timeline;
+      tl.root.querySelector(`button.sanawm-tl-add[data-keys="${arguments[1]}"]`)
+        .dispatchEvent(new MouseEvent('click', {bubbles: true}));""", node_id, keys)
+
+
 def _set_action(drv, node_id, text: str) -> None:
     """Types into the action textarea like a user: focus, select all, type."""
     area = drv.execute_script(
@@ -185,10 +192,7 @@ def test_timeline_edits_write_the_action_string(drv, artifacts):
     pixels0 = _state(drv, node)["pixels"]
 
     # add: a button per key combination appends a 20-frame segment
-    drv.execute_script("""
-      const tl = app.graph.getNodeById(arguments[0]).sanawmEditor.timeline;
-      tl.root.querySelector('button.sanawm-tl-add[data-keys="d"]')
-        .dispatchEvent(new MouseEvent('click', {bubbles: true}));""", node)
+    _click_add(drv, node, "d")
     assert _state(drv, node)["action"] == "w-40,jw-20,d-20"
     assert _wait(drv, node) == "ok"
     added = _state(drv, node)
@@ -285,6 +289,8 @@ def test_failing_route_keeps_the_plain_widgets(drv, artifacts):
     assert PLAIN <= set(state["widgets"])
     assert "HTTP 500" in state["message"] and state["messageVisible"]
     _set_action(drv, node, "w-7")
+    _click_add(drv, node, "d")   # without a parse the timeline must not touch the text
+    assert _state(drv, node)["action"] == "w-7"
     prompt = drv.execute_async_script("""
       const done = arguments[arguments.length - 1];
       app.graphToPrompt().then((p) => done(p.output)).catch((e) => done(String(e)));""")
@@ -311,3 +317,31 @@ def test_failing_setup_degrades_to_the_plain_widgets(drv, broken):
         node)
     assert names == normal and has_editor is False
     assert PLAIN <= set(names)
+
+
+def test_timeline_never_overwrites_text_that_is_not_parsed_yet(drv):
+    node = drv.execute_script(CREATE, ACTION_NODE, 320, 160)
+    assert _wait(drv, node) == "ok"
+    _set_action(drv, node, "s-12,kd-8")
+    _click_add(drv, node, "w")            # the blocks still show the previous string
+    assert _state(drv, node)["action"] == "s-12,kd-8"
+    assert _wait(drv, node) == "ok"
+    _click_add(drv, node, "w")
+    assert _state(drv, node)["action"] == "s-12,dk-8,w-20"
+
+
+def test_linked_action_input_is_not_previewed_as_a_widget(drv):
+    node = drv.execute_script(CREATE, ACTION_NODE, 320, 160)
+    assert _wait(drv, node) == "ok"
+    linked = drv.execute_script("""
+      const n = app.graph.getNodeById(arguments[0]);
+      const src = LiteGraph.createNode('PrimitiveStringMultiline');
+      src.pos = [20, 160];
+      app.graph.add(src);
+      const slot = n.inputs.findIndex((i) => (i.widget?.name ?? i.name) === 'action');
+      src.connect(0, n, slot);
+      return slot >= 0 && n.inputs[slot].link != null;""", node)
+    assert linked
+    assert _wait(drv, node) == "idle"
+    state = _state(drv, node)
+    assert "action comes from a link" in state["message"] and state["timelineDisabled"]

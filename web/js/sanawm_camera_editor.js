@@ -19,6 +19,12 @@ function warnOnce(message, err) {
   console.warn(`[SANA-WM] ${message}`, err);
 }
 
+// A widget turned into a linked input: its value is not what the node will receive.
+function linkedInput(node, names) {
+  const inp = node.inputs?.find((i) => names.includes(i.widget?.name ?? i.name) && i.link != null);
+  return inp ? (inp.widget?.name ?? inp.name) : null;
+}
+
 function widgetValue(node, name) {
   const w = node.widgets?.find((x) => x.name === name);
   return w ? w.value : undefined;
@@ -29,6 +35,8 @@ const SOURCES = {
   [ACTION_NODE]: {
     timeline: true,
     params(node) {
+      const linked = linkedInput(node, ["action", "translation_speed", "rotation_speed_deg", "mapping"]);
+      if (linked) return { linked };
       const p = {
         action: widgetValue(node, "action") ?? "",
         translation_speed: widgetValue(node, "translation_speed"),
@@ -51,6 +59,8 @@ const SOURCES = {
   [FILE_NODE]: {
     timeline: false,
     params(node) {
+      const linked = linkedInput(node, ["file", "world_to_camera"]);
+      if (linked) return { linked };
       const file = widgetValue(node, "file");
       if (!file) return null;
       const w2c = widgetValue(node, "world_to_camera");
@@ -96,7 +106,6 @@ class CameraEditor {
     this.timer = null;
     this.pending = false;     // a preview is scheduled or in flight
     this.poll = null;
-    this.seenInGraph = false;
   }
 
   build() {
@@ -111,7 +120,8 @@ class CameraEditor {
     this._add("sanawm_path_preview", "sanawm_preview", box, { getMinHeight: () => 260 });
 
     if (this.source.timeline) {
-      this.timeline = new ActionTimeline((action) => this._writeAction(action));
+      this.timeline = new ActionTimeline((action) => this._writeAction(action),
+        (parsed) => String(widgetValue(this.node, "action") ?? "") === parsed);
       this._add("sanawm_action_timeline", "sanawm_timeline", this.timeline.root, {
         getMinHeight: () => 104, getMaxHeight: () => 140,
       });
@@ -169,8 +179,7 @@ class CameraEditor {
 
   // Compares the widget values with the last request and schedules a debounced preview.
   _tick() {
-    if (this.node.graph) this.seenInGraph = true;
-    else if (this.seenInGraph) { this.dispose(); return; }
+    if (!this.node.graph) return;     // not added yet; onRemoved disposes removed nodes
     let params;
     try {
       params = this.source.params(this.node);
@@ -181,10 +190,11 @@ class CameraEditor {
     if (key === this.lastKey) return;
     this.lastKey = key;
     clearTimeout(this.timer);
-    if (params === null) {
+    if (params === null || params.linked) {
       ++this.seq;
       this.pending = false;
-      this._show(null, "info", "select a camera file to preview its path");
+      this._show(null, "info", params ? `${params.linked} comes from a link: the preview shows it once it is `
+        + "a widget again" : "select a camera file to preview its path", "the action string comes from a link");
       return;
     }
     this.status = "pending";
@@ -221,9 +231,10 @@ class CameraEditor {
     this.msg.className = "sanawm-preview-msg info";
     this.msg.textContent = text;
     drawCameraPath(this.canvas, this.data, text);
+    this.timeline?.setEnabled(false, "the timeline needs the preview route");
   }
 
-  _show(data, kind, text) {
+  _show(data, kind, text, why = "") {
     this.error = kind === "error" ? text : "";
     this.status = data ? "ok" : kind === "error" ? "error" : "idle";
     if (data) this.data = data;
@@ -232,12 +243,13 @@ class CameraEditor {
     drawCameraPath(this.canvas, this.data, text);
     if (this.timeline) {
       if (data) {
-        this.timeline.setSegments(data.segments || [], data.mapping, data.fps);
+        this.timeline.setSegments(data.segments || [], data.mapping, data.fps, data.action ?? "");
         this.timeline.setEnabled(true);
       } else {
-        const empty = !String(widgetValue(this.node, "action") ?? "").trim();
-        if (empty) this.timeline.setSegments([], null, null);
-        this.timeline.setEnabled(empty, empty ? "" : "fix the action string to edit the timeline");
+        const action = String(widgetValue(this.node, "action") ?? "");
+        const empty = !why && !action.trim();
+        if (empty) this.timeline.setSegments([], null, null, action);
+        this.timeline.setEnabled(empty, empty ? "" : why || "fix the action string to edit the timeline");
       }
     }
     this.node.graph?.setDirtyCanvas?.(true, false);

@@ -74,12 +74,16 @@ function injectStyle() {
 /**
  * The timeline DOM: `root` goes into a DOM widget. `onChange(actionString)` is called on every edit.
  * `setSegments` replaces the blocks (ignored while a drag is in progress), `setEnabled(false, why)`
- * freezes editing while the text does not parse.
+ * freezes editing while the text does not parse. `isCurrent(parsedAction)` says whether the text still
+ * equals the string the blocks came from: edits made before a fresh parse arrives are refused, so a
+ * click can never overwrite text the user has just typed.
  */
 export class ActionTimeline {
-  constructor(onChange) {
+  constructor(onChange, isCurrent = null) {
     injectStyle();
     this.onChange = onChange;
+    this.isCurrent = isCurrent;
+    this.sourceAction = null;
     this.segments = [];
     this.mapping = "classic";
     this.fps = 16;
@@ -116,8 +120,9 @@ export class ActionTimeline {
     return this.drag !== null;
   }
 
-  setSegments(segments, mapping, fps) {
+  setSegments(segments, mapping, fps, sourceAction) {
     if (this.drag) return;
+    this.sourceAction = sourceAction;
     this.segments = segments.map((s) => ({ keys: s.keys || "none", frames: s.frames }));
     if (mapping) this.mapping = mapping;
     if (fps) this.fps = fps;
@@ -133,12 +138,18 @@ export class ActionTimeline {
   }
 
   // -- edits --------------------------------------------------------------------------------------
+  _editable() {
+    return this.enabled !== false && (!this.isCurrent || this.isCurrent(this.sourceAction));
+  }
+
   _commit() {
     this.render();
-    this.onChange(segmentsToAction(this.segments));
+    this.sourceAction = segmentsToAction(this.segments);
+    this.onChange(this.sourceAction);
   }
 
   add(keys) {
+    if (!this._editable()) return;
     const seg = { keys, frames: DEFAULT_FRAMES };
     const at = this.selected >= 0 ? this.selected + 1 : this.segments.length;
     this.segments.splice(at, 0, seg);
@@ -147,6 +158,7 @@ export class ActionTimeline {
   }
 
   remove(index) {
+    if (!this._editable()) return;
     this.segments.splice(index, 1);
     if (this.selected >= this.segments.length) this.selected = this.segments.length - 1;
     this._commit();
@@ -163,6 +175,7 @@ export class ActionTimeline {
   _dragStart(ev, index) {
     ev.preventDefault();
     ev.stopPropagation();
+    if (!this._editable()) return;
     const total = this.segments.reduce((a, s) => a + s.frames, 0) || 1;
     const width = this.track.getBoundingClientRect().width || this.track.clientWidth || 1;
     this.drag = { index, x0: ev.clientX, frames0: this.segments[index].frames, pxPerFrame: width / total };
