@@ -119,7 +119,8 @@ class SanaWMLoadCamera:
                     "Turn on when the .npy/.json matrices are world-to-camera (extrinsics); they are inverted. "
                     ".txt RealEstate10K files are always world-to-camera.")}),
                 "num_frames": ("INT", {"default": 0, "min": 0, "max": 100001, "tooltip": _NUM_FRAMES_TIP}),
-                "fps": ("FLOAT", {"default": 16.0, "min": 1.0, "max": 120.0, "step": 1.0, "tooltip": _FPS_TIP}),
+                "fps": ("FLOAT", {"default": 16.0, "min": 1.0, "max": 120.0, "step": 1.0,
+                                  "tooltip": _FPS_TIP + " A .json that stores its own fps keeps it."}),
             },
             "optional": {"intrinsics": ("SANAWM_INTRINSICS", {
                 "tooltip": _INTR_TIP + " Overrides intrinsics stored in the file."})},

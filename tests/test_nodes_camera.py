@@ -92,8 +92,8 @@ def test_load_camera_from_each_file_type(comfy, comfy_server):
     json_name = comfy.upload_image(src, name=f"cam_{tag}.json")
     txt = comfy_server.base / f"cam_{tag}.txt"
     fx = 0.5 / math.tan(math.radians(30))   # normalised focal length of a 60 degree lens: the preview default
-    lines = ["https://example.com/clip"] + [" ".join(repr(float(v)) for v in [i, fx, fx, 0.5, 0.5, 0, 0, *m[:3].ravel()])
-                                             for i, m in enumerate(invert_rigid(path))]
+    rows = [[i, fx, fx, 0.5, 0.5, 0, 0, *m[:3].ravel()] for i, m in enumerate(invert_rigid(path))]
+    lines = ["https://example.com/clip"] + [" ".join(repr(float(v)) for v in row) for row in rows]
     txt.write_text("\n".join(lines))
     txt_name = comfy.upload_image(txt, name=f"cam_{tag}.txt")
     listed = comfy.object_info("SanaWMLoadCamera")["SanaWMLoadCamera"]["input"]["required"]["file"][0]
