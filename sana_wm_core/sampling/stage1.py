@@ -47,6 +47,9 @@ def model_dtype_device(model: torch.nn.Module) -> tuple[torch.dtype, torch.devic
         dtype = params[0].dtype if params else torch.float32
     if not isinstance(device, torch.device):
         device = params[0].device if params else torch.device("cpu")
+    offloader = getattr(model, "_offloader", None)       # block offload: weights on CPU, compute elsewhere
+    if offloader is not None and isinstance(getattr(offloader, "device", None), torch.device):
+        device = offloader.device
     if dtype in (getattr(torch, "float8_e4m3fn", None), getattr(torch, "float8_e5m2", None)):
         dtype = torch.bfloat16
     return dtype, device
@@ -120,7 +123,7 @@ def sample_stage1(transformer: VelocityModel, cond: Stage1Conditioning, *, steps
             tstep[:, :, 0] = 0.0
         x_in = torch.cat([latents, latents], 0) if do_cfg else latents
         v = _velocity(transformer(x_in, tstep, embeds, encoder_attention_mask=masks,
-                                  camera_conditions=raymap, chunk_plucker=plucker))
+                                  camera_conditions=raymap, chunk_plucker=plucker)).to(latents.device)
         stop_check()
         if do_cfg:
             v_uncond, v_cond = v.chunk(2)

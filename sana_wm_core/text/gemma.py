@@ -71,16 +71,19 @@ class GemmaPromptEncoder:
     @classmethod
     def from_folder(cls, folder: str | Path, *, dtype: torch.dtype | None = None,
                     device: torch.device | str | None = None, **kw) -> "GemmaPromptEncoder":
-        """Load tokenizer + decoder from a local Hugging Face folder (e.g. models/text_encoders/gemma-2-2b-it)."""
+        """Load tokenizer + decoder from a local Hugging Face folder (e.g. models/text_encoders/gemma-2-2b-it),
+        or from a diffusers SANA-WM folder (its text_encoder/ and tokenizer/)."""
         from transformers import AutoTokenizer
 
-        folder = Path(folder)
+        folder = tok_folder = Path(folder)
+        if (folder / "text_encoder" / "config.json").is_file():      # a diffusers pipeline folder
+            folder, tok_folder = folder / "text_encoder", folder / "tokenizer"
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(
                 f"No Gemma-2 text encoder at {folder}: expected config.json, the weights and the tokenizer files "
                 "(download Efficient-Large-Model/gemma-2-2b-it into models/text_encoders/gemma-2-2b-it)")
         dev = torch.device(device) if device is not None else _default_device()
-        tok = AutoTokenizer.from_pretrained(str(folder))
+        tok = AutoTokenizer.from_pretrained(str(tok_folder))
         model = _load_decoder(folder, dtype or _default_dtype(dev))
         return cls(tok, model, device=dev, **kw)
 

@@ -1,0 +1,92 @@
+"""What a SANA-WM release folder says about Stage 1: where the DiT weights are and the sampler settings.
+
+Two layouts exist. The original (`SANA-WM_bidirectional/`) holds `dit/*.safetensors` and a `config.yaml`
+whose `scheduler.inference_flow_shift` (else `flow_shift`) is the default flow shift and whose
+`text_encoder.chi_prompt` is the prompt prefix. The diffusers layout (`...-diffusers/`) holds
+`transformer/` and `scheduler/scheduler_config.json` (its `shift`). `Stage1Model` is the value behind
+ComfyUI's `SANAWM_MODEL`: the DiT plus these settings.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..text.chi_prompt import chi_from_config
+
+DEFAULT_FLOW_SHIFT = 9.8   # the release config's inference_flow_shift
+
+
+@dataclass
+class ReleaseInfo:
+    """Paths and settings read from one release folder."""
+
+    root: Path
+    layout: str                       # "original" | "diffusers"
+    dit_path: Path                    # a .safetensors file or the diffusers transformer/ folder
+    flow_shift: float
+    chi_prompt: tuple[str, ...]
+    config: dict = field(default_factory=dict)
+
+
+@dataclass
+class Stage1Model:
+    """A loaded Stage-1 DiT with its release settings (ComfyUI type `SANAWM_MODEL`)."""
+
+    transformer: Any
+    flow_shift: float = DEFAULT_FLOW_SHIFT
+    chi_prompt: tuple[str, ...] = ()
+    source: str = ""
+    dtype: Any = None
+    offload: str = "none"
+    config: dict = field(default_factory=dict)
+
+
+def read_config_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def flow_shift_from_config(config: dict) -> float:
+    """`scheduler.inference_flow_shift`, else `scheduler.flow_shift`, else the release default 9.8."""
+    sched = config.get("scheduler") or {}
+    for key in ("inference_flow_shift", "flow_shift"):
+        value = sched.get(key)
+        if value is not None:
+            return float(value)
+    return DEFAULT_FLOW_SHIFT
+
+
+def _dit_file(folder: Path) -> Path | None:
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    return files[0] if len(files) == 1 else None
+
+
+def read_release(root: str | Path) -> ReleaseInfo:
+    """Inspect a release folder (either layout); FileNotFoundError says what is missing and where."""
+    root = Path(root)
+    if root.is_file() and root.suffix == ".safetensors":      # a bare DiT file: look for config.yaml nearby
+        cfg_path = next((p / "config.yaml" for p in (root.parent, root.parent.parent)
+                         if (p / "config.yaml").is_file()), None)
+        cfg = read_config_yaml(cfg_path) if cfg_path else {}
+        return ReleaseInfo(root.parent, "original", root, flow_shift_from_config(cfg), chi_from_config(cfg), cfg)
+    if (root / "transformer" / "config.json").is_file():
+        shift = DEFAULT_FLOW_SHIFT
+        sched = root / "scheduler" / "scheduler_config.json"
+        if sched.is_file():
+            shift = float(json.loads(sched.read_text()).get("shift", shift))
+        return ReleaseInfo(root, "diffusers", root / "transformer", shift, chi_from_config(None), {})
+    dit = _dit_file(root / "dit")
+    if dit is not None:
+        cfg = read_config_yaml(root / "config.yaml") if (root / "config.yaml").is_file() else {}
+        return ReleaseInfo(root, "original", dit, flow_shift_from_config(cfg), chi_from_config(cfg), cfg)
+    raise FileNotFoundError(
+        f"{root} is not a SANA-WM Stage-1 folder: expected dit/sana_wm_1600m_720p.safetensors + config.yaml "
+        "(Efficient-Large-Model/SANA-WM_bidirectional) or transformer/ + scheduler/ "
+        "(Efficient-Large-Model/SANA-WM_bidirectional-diffusers)")
