@@ -161,15 +161,15 @@ def test_missing_checkpoint_offline_gives_clear_error(tmp_path, monkeypatch):
         resolve_checkpoint(HUB_CHOICE, [models], download_dir=models)
     msg = str(err.value)
     assert str(models) in msg and "HF_HUB_OFFLINE" in msg and "models/pi3x/" in msg
-    assert "huggingface.co/yyfz233/Pi3X" in msg
+    assert "yyfz233/Pi3X" in msg and "method 'exif' or 'fov'" in msg
     with pytest.raises(FileNotFoundError, match="nothere.safetensors"):
         resolve_checkpoint("nothere.safetensors", [models])
-    with pytest.raises(FileNotFoundError, match="Pi3X weights are not available"):
+    with pytest.raises(FileNotFoundError, match="weights not found"):
         estimate_intrinsics(_image(0), "pi3x", checkpoint=lambda: resolve_checkpoint(HUB_CHOICE, [models], models),
                             fallback=False)
     est = estimate_intrinsics(_image(0), "pi3x", fov_deg=60.0, fallback=True,
                               checkpoint=lambda: resolve_checkpoint(HUB_CHOICE, [models], models))
-    assert est.source == "fov" and "Pi3X weights are not available" in est.notes[0]
+    assert est.source == "fov" and "weights not found" in est.notes[0]
 
 
 def test_resolve_finds_local_and_previously_downloaded_files(tiny_ckpt, tmp_path, monkeypatch):

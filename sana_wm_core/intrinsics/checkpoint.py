@@ -8,10 +8,8 @@ ImageNet normalisation constants being absent (they are fixed numbers, not learn
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from safetensors import safe_open
@@ -89,10 +87,6 @@ def load_pi3x(path: Path, device: torch.device | str = "cpu") -> Pi3XNetwork:
     return net.eval().requires_grad_(False)
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def local_checkpoints(search_dirs: Sequence[Path]) -> list[Path]:
     """Every *.safetensors under the given folders (recursively), in a stable order."""
     found: list[Path] = []
@@ -103,18 +97,20 @@ def local_checkpoints(search_dirs: Sequence[Path]) -> list[Path]:
     return found
 
 
-def resolve_checkpoint(choice: str, search_dirs: Sequence[Path], download_dir: Path | None = None) -> Path:
+def resolve_checkpoint(choice: str, search_dirs: Sequence[Path], download_dir: Path | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> Path:
     """The file for a node choice: a path, a name under one of `search_dirs`, or the hub repo (downloaded once).
 
-    The hub download lands in `download_dir/Pi3X/` (ComfyUI's models/pi3x) with huggingface_hub's progress bar;
-    offline (HF_HUB_OFFLINE) or without network it raises FileNotFoundError saying where it looked.
+    The hub file is looked for as `<dir>/Pi3X/model.safetensors` in each search dir, else downloaded there
+    (into `download_dir/Pi3X/`) with progress; offline (HF_HUB_OFFLINE) or without network it raises
+    FileNotFoundError saying where it looked and how to get the file.
     """
     choice = (choice or "").strip()
-    looked: list[str] = []
     if choice and choice not in (HUB_CHOICE, PI3X_REPO_ID):
         direct = Path(choice)
         if direct.is_absolute() and direct.is_file():
             return direct
+        looked = []
         for folder in search_dirs:
             candidate = Path(folder) / choice
             looked.append(str(candidate))
@@ -122,20 +118,14 @@ def resolve_checkpoint(choice: str, search_dirs: Sequence[Path], download_dir: P
                 return candidate
         raise FileNotFoundError(f"Pi3X checkpoint {choice!r} was not found (looked at {', '.join(looked)}). "
                                 f"Fix: pick a file that exists, choose {HUB_CHOICE!r}, or {_HELP}.")
-    target = Path(download_dir) / "Pi3X" if download_dir is not None else None
-    if target is not None and (target / PI3X_FILENAME).is_file():
-        return target / PI3X_FILENAME
+    from ..weights.locate import locate_file
     try:
-        from huggingface_hub import hf_hub_download
-        kwargs = {"local_dir": str(target)} if target is not None else {}
-        return Path(hf_hub_download(PI3X_REPO_ID, PI3X_FILENAME, local_files_only=_offline(), **kwargs))
-    except Exception as exc:  # noqa: BLE001 - offline, no network, no huggingface_hub: same advice
-        places = [str(Path(d)) for d in search_dirs] + ([str(target)] if target is not None else [])
-        why = "HF_HUB_OFFLINE is set" if _offline() else f"{type(exc).__name__}: {exc}"
-        raise FileNotFoundError(
-            f"Pi3X weights are not available: no checkpoint in {', '.join(places) or 'the model folders'} and "
-            f"the Hugging Face cache, and {PI3X_REPO_ID} could not be downloaded ({why}). Fix: {_HELP}, or "
-            "use method 'exif' / 'fov' (or enable fallback).") from exc
+        return locate_file(f"Pi3X/{PI3X_FILENAME}", search_dirs=list(search_dirs), hub_repo=PI3X_REPO_ID,
+                           download_dir=Path(download_dir) / "Pi3X" if download_dir is not None else None,
+                           progress=progress)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc}\nOr estimate without Pi3X: method 'exif' or 'fov' (or enable fallback)."
+                                ) from exc
 
 
 def release(net: torch.nn.Module | None) -> None:
@@ -157,11 +147,3 @@ def write_checkpoint(net: Pi3XNetwork, path: Path, *, with_config: bool = True) 
     tensors = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     save_file(tensors, str(path), metadata=meta)
     return path
-
-
-def describe(path: Path) -> str:
-    """One line for logs: file name, tensor count, sizes used."""
-    shapes, meta = read_header(path)
-    cfg = config_for(shapes, meta)
-    return f"{Path(path).name}: {len(shapes)} tensors, dim {cfg.dim}, {cfg.decoder_depth} decoder blocks " + \
-        json.dumps({"multimodal": cfg.multimodal})
