@@ -60,13 +60,14 @@ class GemmaPromptEncoder:
 
     def __init__(self, tokenizer, model: torch.nn.Module, *, chi_prompt: Sequence[str] | None = None,
                  max_length: int = MAX_LENGTH, device: torch.device | str | None = None,
-                 offload_device: torch.device | str = "cpu"):
+                 offload_device: torch.device | str = "cpu", free_after_encode: bool = False):
         self.tokenizer = tokenizer
         self.model: torch.nn.Module | None = model
         self.chi_lines = tuple(CHI_PROMPT_LINES if chi_prompt is None else chi_prompt)
         self.max_length = int(max_length)
         self.device = torch.device(device) if device is not None else _default_device()
         self.offload_device = torch.device(offload_device)
+        self.free_after_encode = bool(free_after_encode)
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, dtype: torch.dtype | None = None,
@@ -106,14 +107,14 @@ class GemmaPromptEncoder:
 
     @contextlib.contextmanager
     def on_device(self) -> Iterator["GemmaPromptEncoder"]:
-        """Weights on `self.device` inside the block, back on the offload device after it."""
+        """Weights on `self.device` inside the block; afterwards offloaded (or freed if `free_after_encode`)."""
         if self.model is None:
             raise RuntimeError("this text encoder was freed; load it again")
         self.model.to(self.device)
         try:
             yield self
         finally:
-            self.offload()
+            self.free() if self.free_after_encode else self.offload()
 
     # -- encoding -----------------------------------------------------------------------------------
     def _run(self, text: str, length: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,199 @@
+"""Loader nodes: the Stage-1 DiT (+ its release settings), the Gemma-2 prompt encoder, the LTX-2 VAE.
+
+Each loader lists what is in ComfyUI's model folders (`models/sana_wm/`, `models/text_encoders/`), also
+accepts a Hugging Face repo id or a path, and fetches a missing repo from the hub with a progress bar
+(unless offline). A missing folder raises an error that lists every place that was searched.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+import comfy.model_management as mm
+import comfy.utils
+import folder_paths
+
+from ..sana_wm_core.sampling import Stage1Model, read_release
+from ..sana_wm_core.text import GemmaPromptEncoder
+from ..sana_wm_core.vae import NO_TILING, REFERENCE_TILING, LTX2Vae
+from ..sana_wm_core.weights import locate_repo
+
+CATEGORY = "SANA-WM/loaders"
+BIDIRECTIONAL = "Efficient-Large-Model/SANA-WM_bidirectional"
+DIFFUSERS = "Efficient-Large-Model/SANA-WM_bidirectional-diffusers"
+GEMMA2 = "Efficient-Large-Model/gemma-2-2b-it"
+
+if "sana_wm" not in folder_paths.folder_names_and_paths:
+    folder_paths.add_model_folder_path("sana_wm", os.path.join(folder_paths.models_dir, "sana_wm"))
+
+
+def _dirs(kind: str) -> list[str]:
+    return list(folder_paths.get_folder_paths(kind)) if kind in folder_paths.folder_names_and_paths else []
+
+
+def _subfolders(kind: str, marker) -> list[str]:
+    found = []
+    for base in _dirs(kind):
+        if os.path.isdir(base):
+            found += [n for n in sorted(os.listdir(base)) if marker(Path(base) / n)]
+    return list(dict.fromkeys(found))
+
+
+def _has_stage1(p: Path) -> bool:
+    return (p / "dit").is_dir() or (p / "transformer" / "config.json").is_file()
+
+
+def _choices(local: list[str], defaults: list[str]) -> list[str]:
+    return list(dict.fromkeys(local + defaults))
+
+
+def _progress():
+    bar = comfy.utils.ProgressBar(1)
+    return lambda done, total: bar.update_absolute(done, max(total, 1))
+
+
+def resolve(choice: str, override: str, kind: str, *, known: dict[str, str], patterns=None) -> Path:
+    """A local folder for `override or choice`: a path, a folder name under models/<kind>, or owner/repo."""
+    name = (override or "").strip() or choice
+    hub = None
+    if name.count("/") == 1 and not os.path.exists(os.path.expanduser(name)) and not name.startswith((".", "~")):
+        hub, name = name, name.split("/")[1]
+    hub = hub or known.get(name)
+    return locate_repo(name, search_dirs=_dirs(kind), hub_repo=hub, allow_patterns=patterns, progress=_progress())
+
+
+def _device() -> torch.device:
+    return mm.get_torch_device()
+
+
+def _dtype(choice: str, device: torch.device) -> torch.dtype:
+    if choice == "auto":
+        if device.type == "cpu":
+            return torch.float32
+        return torch.bfloat16 if mm.should_use_bf16(device) else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[choice]
+
+
+_STAGE1_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_bidirectional-diffusers": DIFFUSERS}
+
+
+class SanaWMModelLoader:
+    DESCRIPTION = "Loads SANA-WM's Stage-1 DiT (native implementation) and the release's sampler settings."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SANAWM_MODEL",)
+    RETURN_NAMES = ("model",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        local = _subfolders("sana_wm", _has_stage1)
+        return {"required": {
+            "model": (_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL, DIFFUSERS]), {"tooltip": (
+                "A folder under models/sana_wm (original layout with dit/ + config.yaml, or the diffusers "
+                "layout), or a Hugging Face repo id that is downloaded there on first use.")}),
+            "dtype": (["auto", "bf16", "fp16", "fp32", "fp8_e4m3"], {"default": "auto", "tooltip": (
+                "Weight dtype. auto = bf16 on GPUs that support it (fp16 otherwise), fp32 on CPU. fp8_e4m3 "
+                "stores the block weights in 8 bits (half the memory) and computes in bf16.")}),
+            "offload": (["none", "block"], {"default": "none", "tooltip": (
+                "block: keep the weights in CPU RAM and stream one block at a time to the GPU (fits 24 GB "
+                "cards, slower). none: everything on the GPU.")}),
+        }, "optional": {
+            "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
+                "Overrides 'model': an absolute path to a release folder or DiT .safetensors file, or "
+                "owner/repo on the Hugging Face Hub.")}),
+        }}
+
+    def load(self, model, dtype, offload, path_or_hub_id=""):
+        from ..sana_wm_core.model import enable_block_offload, load_transformer
+
+        root = resolve(model, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN,
+                       patterns=["dit/*", "config.yaml", "transformer/*", "scheduler/*"])
+        info = read_release(root)
+        device = _device()
+        wdtype = "fp8_e4m3" if dtype == "fp8_e4m3" else _dtype(dtype, device)
+        load_dev = "cpu" if offload == "block" else device
+        dit = load_transformer(info.dit_path, dtype=wdtype, device=load_dev)
+        if offload == "block" and device.type != "cpu":
+            enable_block_offload(dit, device)
+        return (Stage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
+                            source=str(info.root), dtype=wdtype, offload=offload, config=info.config),)
+
+
+class SanaWMTextEncoderLoader:
+    DESCRIPTION = "Loads gemma-2-2b-it, SANA-WM's Stage-1 prompt encoder (kept in CPU RAM between prompts)."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SANAWM_TEXT_ENCODER",)
+    RETURN_NAMES = ("text_encoder",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        local = _subfolders("text_encoders", lambda p: (p / "config.json").is_file() and "gemma" in p.name.lower())
+        return {"required": {
+            "text_encoder": (_choices(local, ["gemma-2-2b-it", GEMMA2]), {"tooltip": (
+                "A Gemma-2 folder under models/text_encoders (config.json, weights, tokenizer), or a Hugging "
+                "Face repo id downloaded there on first use.")}),
+            "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": (
+                "auto = bf16 on GPUs (the reference's dtype), fp32 on CPU.")}),
+            "after_encode": (["offload", "free"], {"default": "offload", "tooltip": (
+                "offload: move the encoder to CPU RAM after each prompt (fast to reuse). free: drop it "
+                "entirely after the first encode (saves ~5 GB of RAM; reload for a new prompt).")}),
+        }, "optional": {
+            "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
+                "Overrides 'text_encoder': an absolute folder path (a Gemma-2 folder, or a diffusers SANA-WM "
+                "folder with text_encoder/ and tokenizer/) or owner/repo on the hub.")}),
+        }}
+
+    def load(self, text_encoder, dtype, after_encode, path_or_hub_id=""):
+        folder = resolve(text_encoder, path_or_hub_id, "text_encoders", known={"gemma-2-2b-it": GEMMA2})
+        device = _device()
+        enc = GemmaPromptEncoder.from_folder(folder, dtype=_dtype(dtype, device), device=device,
+                                             free_after_encode=after_encode == "free")
+        enc.offload()
+        return (enc,)
+
+
+class SanaWMVAELoader:
+    DESCRIPTION = "Loads the LTX-2 video VAE from a SANA-WM release folder (its vae/ subfolder)."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SANAWM_VAE",)
+    RETURN_NAMES = ("vae",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        local = _subfolders("sana_wm", lambda p: (p / "vae" / "config.json").is_file())
+        return {"required": {
+            "vae": (_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL]), {"tooltip": (
+                "A release folder under models/sana_wm holding vae/ (either layout), or a Hugging Face repo "
+                "id; only vae/ is downloaded.")}),
+            "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": (
+                "auto = bf16 on GPUs (the reference's dtype), fp32 on CPU.")}),
+            "tiling": (["reference", "off"], {"default": "reference", "tooltip": (
+                "reference: 512 px spatial tiles and 96-frame time windows like the reference (needed for "
+                "long clips; the decode streams window by window). off: one pass (short clips only).")}),
+        }, "optional": {
+            "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
+                "Overrides 'vae': an absolute path to a release folder or a vae/ folder, or owner/repo.")}),
+        }}
+
+    def load(self, vae, dtype, tiling, path_or_hub_id=""):
+        folder = resolve(vae, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN, patterns=["vae/*"])
+        device = _device()
+        v = LTX2Vae.from_folder(folder, dtype=_dtype(dtype, device), device=device,
+                                tiling=REFERENCE_TILING if tiling == "reference" else NO_TILING)
+        return (v,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "SanaWMModelLoader": SanaWMModelLoader,
+    "SanaWMTextEncoderLoader": SanaWMTextEncoderLoader,
+    "SanaWMVAELoader": SanaWMVAELoader,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "SanaWMModelLoader": "SANA-WM Model Loader (Stage-1 DiT)",
+    "SanaWMTextEncoderLoader": "SANA-WM Text Encoder Loader (Gemma-2)",
+    "SanaWMVAELoader": "SANA-WM VAE Loader (LTX-2)",
+}
