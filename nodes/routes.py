@@ -32,6 +32,10 @@ def _camera():
     return camera
 
 
+def _rounded(a: np.ndarray) -> list:
+    return (np.round(a, 6) + 0.0).tolist()   # + 0.0 turns -0.0 into 0.0
+
+
 def path_payload(camera, *, num_frames: int | None) -> dict[str, Any]:
     """The JSON the editor draws: the engine's `camera_path_json` (positions, forward vectors, fps, ...)
     without the full matrices, plus the camera's right and up axes and the frame count the sampler uses.
@@ -42,8 +46,11 @@ def path_payload(camera, *, num_frames: int | None) -> dict[str, Any]:
     cam_api = _camera()
     out = cam_api.camera_path_json(camera)
     c2w = np.asarray(out.pop("c2w"), dtype=np.float64)
-    out["right"] = c2w[:, :3, 0].tolist()
-    out["up"] = (-c2w[:, :3, 1]).tolist()
+    # 6 decimals (a micro-unit) is far below a pixel and halves the JSON of long paths
+    out["positions"] = _rounded(c2w[:, :3, 3])
+    out["forward"] = _rounded(c2w[:, :3, 2])
+    out["right"] = _rounded(c2w[:, :3, 0])
+    out["up"] = _rounded(-c2w[:, :3, 1])
     out["used_frames"] = None if num_frames is None else int(cam_api.snap_num_frames(int(num_frames), len(c2w)))
     return out
 

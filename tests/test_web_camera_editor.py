@@ -165,6 +165,20 @@ def test_speed_and_key_map_changes_redraw(drv):
     assert np.abs(np.array(faster["positions"][-1])).max() > np.abs(np.array(remapped["positions"][-1])).max()
 
 
+def test_long_path_is_drawn(drv):
+    node = drv.execute_script(CREATE, ACTION_NODE, 320, 160)
+    _wait(drv, node)
+    blank = _state(drv, node)["pixels"]
+    t0 = time.time()
+    drv.execute_script("""
+      app.graph.getNodeById(arguments[0]).widgets.find((w) => w.name === 'action').value = 'w-4000,lw-4000';""",
+                       node)
+    assert _wait(drv, node, timeout=30) == "ok"
+    state = _state(drv, node)
+    assert state["frames"] == 8001 and state["pixels"] != blank and len(state["blocks"]) == 2
+    assert time.time() - t0 < 15
+
+
 def test_bad_string_shows_the_parsers_message(drv, artifacts):
     node = drv.execute_script(CREATE, ACTION_NODE, 320, 160)
     _wait(drv, node)

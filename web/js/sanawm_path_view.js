@@ -40,6 +40,11 @@ function frameColor(i, n, used) {
   return `hsl(${hue.toFixed(0)}, 85%, 60%)`;
 }
 
+// Long paths are drawn through every k-th pose: a few thousand strokes at most, whatever the length.
+function strideFor(n) {
+  return Math.max(1, Math.ceil(n / 2000));
+}
+
 function norm2(x, y) {
   const l = Math.hypot(x, y);
   return l > 1e-9 ? [x / l, y / l, l] : [0, 0, 0];
@@ -111,11 +116,13 @@ function drawTopDown(ctx, data, x0, y0, w, h) {
   }
 
   const used = data.used_frames;
+  const stride = strideFor(n);
   ctx.lineWidth = 2.5;
   ctx.lineCap = "round";
-  for (let i = 1; i < n; i++) {
-    const a = toScreen(P[i - 1]), b = toScreen(P[i]);
-    ctx.strokeStyle = frameColor(i, n, used);
+  for (let i = stride; i < n + stride - 1; i += stride) {
+    const j = Math.min(i, n - 1);
+    const a = toScreen(P[i - stride]), b = toScreen(P[j]);
+    ctx.strokeStyle = frameColor(j, n, used);
     ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
   }
 
@@ -218,9 +225,11 @@ function drawSide(ctx, data, x0, y0, w, h) {
   ctx.setLineDash([]);
 
   ctx.lineWidth = 2;
-  for (let i = 1; i < n; i++) {
-    ctx.strokeStyle = frameColor(i, n, data.used_frames);
-    ctx.beginPath(); ctx.moveTo(fx(i - 1), fy(-P[i - 1][1])); ctx.lineTo(fx(i), fy(-P[i][1])); ctx.stroke();
+  const stride = strideFor(n);
+  for (let i = stride; i < n + stride - 1; i += stride) {
+    const j = Math.min(i, n - 1), k = i - stride;
+    ctx.strokeStyle = frameColor(j, n, data.used_frames);
+    ctx.beginPath(); ctx.moveTo(fx(k), fy(-P[k][1])); ctx.lineTo(fx(j), fy(-P[j][1])); ctx.stroke();
   }
   // Pitch wedges: forward +- up, seen from the side along the camera's own heading.
   for (const i of frustumFrames(n, 14)) {
@@ -245,9 +254,9 @@ function drawSide(ctx, data, x0, y0, w, h) {
     ctx.stroke();
   }
   ctx.fillStyle = TEXT;
-  ctx.textAlign = "right";
+  ctx.textAlign = "left";
   ctx.textBaseline = "bottom";
-  ctx.fillText("frame", right, y0 + h - 2);
+  ctx.fillText("frame", x0 + 4, y0 + h - 2);
 }
 
 /** Draws `data` (a preview route's JSON) onto `canvas`; with no data, draws the empty frame and `message`. */
