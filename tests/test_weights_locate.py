@@ -76,6 +76,9 @@ def test_models_relative_name_and_repo_name_both_resolve(dirs, no_network):
     # A different local name falls back to the hub repo's own folder name.
     assert locate_repo("my-copy", search_dirs=[a], hub_repo="Efficient-Large-Model/SANA-WM_bidirectional",
                        allow_download=False) == repo.resolve()
+    # The repo id as the name: its folder is the repo's own name.
+    assert locate_repo("Efficient-Large-Model/SANA-WM_bidirectional", search_dirs=[a],
+                       hub_repo="Efficient-Large-Model/SANA-WM_bidirectional") == repo.resolve()
     # hf:// addresses map to <repo name>/<sub path> under the search dirs.
     assert locate_repo("hf://Efficient-Large-Model/SANA-WM_bidirectional/dit", search_dirs=[a]) == \
         (repo / "dit").resolve()
@@ -157,6 +160,22 @@ def test_hub_download_goes_to_the_first_search_dir_with_progress(dirs, monkeypat
     # Found locally now: no second download.
     monkeypatch.setattr(huggingface_hub, "snapshot_download", None)
     assert locate_repo("SANA-WM_bidirectional", search_dirs=[a, b], required=[DIT]) == got.resolve()
+
+
+def test_repo_id_name_downloads_into_a_folder_named_after_the_repo(dirs, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    a, _ = dirs
+    targets = []
+
+    def fake_snapshot_download(*, repo_id, allow_patterns, local_dir, tqdm_class):
+        targets.append(local_dir)
+        _repo(Path(local_dir))
+        return local_dir
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    got = locate_repo("Efficient-Large-Model/SANA-WM_bidirectional", search_dirs=[a],
+                      hub_repo="Efficient-Large-Model/SANA-WM_bidirectional", required=[DIT])
+    assert targets == [str(a / "SANA-WM_bidirectional")] and got == a / "SANA-WM_bidirectional"
 
 
 def test_failed_download_keeps_the_cause(dirs, monkeypatch):

@@ -198,7 +198,8 @@ def locate_repo(name_or_path: PathLike, *, search_dirs: Sequence[PathLike], hub_
     """Find a checkpoint folder (or file) and return its local path.
 
     `name_or_path`: an explicit path (absolute, ./, ../ or ~), a name relative to the search dirs
-    (e.g. "SANA-WM_bidirectional"), or hf://owner/repo[/sub/path]. `required`: relative paths a folder
+    (e.g. "SANA-WM_bidirectional"), the hub repo id itself (its folder is the repo's name), or
+    hf://owner/repo[/sub/path]. `required`: relative paths a folder
     must contain to count (an incomplete folder is completed from the hub when allowed).
     `allow_patterns`: what to download from `hub_repo` (None = the whole repo). `progress`:
     progress(done_bytes, total_bytes) or a tqdm class. Raises WeightsNotFoundError.
@@ -214,6 +215,8 @@ def locate_repo(name_or_path: PathLike, *, search_dirs: Sequence[PathLike], hub_
         local_rel, alts = (f"{repo_name}/{sub}" if sub else repo_name), []
         if patterns is None and sub:
             patterns = [sub, f"{sub}/*"]
+    elif hub_repo and name == hub_repo:  # "owner/repo" given as the name: the folder is called "repo"
+        local_rel, alts = repo_name, [name]
     else:
         local_rel, alts = name, ([repo_name] if repo_name and repo_name != name else [])
     searched: list[str] = []
@@ -228,7 +231,7 @@ def locate_repo(name_or_path: PathLike, *, search_dirs: Sequence[PathLike], hub_
     elif partial is not None and not url_repo:
         root = partial
     elif search_dirs:
-        root = Path(search_dirs[0]) / (repo_name if url_repo else name)
+        root = Path(search_dirs[0]) / (repo_name if url_repo else local_rel)
     else:
         root = None  # the Hugging Face cache
     dest = str(root) if root is not None else _suggested_folder(hub_repo, repo_name or name)
