@@ -56,7 +56,7 @@ KNOWN_WEIGHTS: tuple[KnownWeight, ...] = (
     KnownWeight("gemma2", "gemma-2-2b-it/", "Stage-1 prompt encoder Gemma-2-2B-IT with its tokenizer", "~5 GB",
                 "text_encoders/gemma-2-2b-it", GEMMA2_REPO),
     KnownWeight("pi3x", "Pi3X", "Pi3X geometry model, estimates camera intrinsics when none are given",
-                "~5.4 GB", "pi3x", PI3X_REPO),
+                "~5.4 GB", "pi3x/Pi3X", PI3X_REPO),
 )
 
 
