@@ -119,3 +119,18 @@ def test_schedule_values():
     s = flow_schedule(4, 3.0)
     assert np.allclose(s.timesteps.numpy(), [1000, 857.692, 602.151, 8.929], atol=1e-3)
     assert float(s.sigmas[-1]) == 0.0 and s.steps == 4
+
+
+def test_latent_preview_reproduces_the_first_frame():
+    from sana_wm_core.sampling import fit_latent_rgb, latent_preview
+
+    g = torch.Generator().manual_seed(0)
+    lat = torch.randn(1, 16, 1, 6, 8, generator=g)
+    true = torch.randn(17, 3, generator=g) * 0.3
+    x = torch.cat([lat[0, :, 0].reshape(16, -1).T, torch.ones(48, 1)], 1)
+    img = (x @ true).T.reshape(1, 3, 6, 8)
+    proj = fit_latent_rgb(lat, torch.nn.functional.interpolate(img, scale_factor=32, mode="nearest"), ridge=1e-6)
+    assert torch.allclose(proj, true, atol=1e-3)
+    pv = latent_preview(torch.cat([lat] * 5, 2), proj, max_frames=4, height=64)
+    assert pv.shape == (64, 4 * 85, 3)                 # 4 frames side by side, 8 px -> 85 px wide each
+    assert pv.dtype == np.uint8

@@ -67,3 +67,12 @@ def test_bad_inputs(gemma_dir, tmp_path):
         enc.encode("   ")
     with pytest.raises(FileNotFoundError, match="gemma-2-2b-it"):
         GemmaPromptEncoder.from_folder(tmp_path / "nothing")
+
+
+def test_diffusers_layout_folder_gives_same_embeddings(tiny_models):
+    """The text encoder loads from models/text_encoders/gemma-2-2b-it and from a diffusers SANA-WM folder."""
+    a = GemmaPromptEncoder.from_folder(tiny_models / "text_encoders" / "gemma-2-2b-it", dtype=torch.float32,
+                                       device="cpu").encode("a red door")
+    b = GemmaPromptEncoder.from_folder(tiny_models / "sana_wm" / "SANA-WM_bidirectional-diffusers",
+                                       dtype=torch.float32, device="cpu").encode("a red door")
+    assert torch.equal(a.mask, b.mask) and torch.allclose(a.embeds, b.embeds, atol=1e-6)
