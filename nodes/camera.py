@@ -13,9 +13,10 @@ from PIL import Image
 
 import folder_paths
 
-from ..sana_wm_core.camera import (MAPPINGS, TRAJECTORY_SUFFIXES, CameraPath, action_string_to_c2w,
+from ..sana_wm_core.camera import (MAPPINGS, CameraPath, action_string_to_c2w,
                                    intrinsics_from_array, intrinsics_from_fov, load_trajectory,
                                    parse_action_string, render_camera_preview)
+from ..sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
 
 CATEGORY = "SANA-WM/camera"
 DEFAULT_ACTION = "w-80,jw-40,w-40,lw-60,w-100"
@@ -32,26 +33,12 @@ def _trim(c2w: np.ndarray, num_frames: int) -> np.ndarray:
 
 def _input_files() -> list[str]:
     """Trajectory files anywhere under ComfyUI's input/ (relative paths with '/')."""
-    root = folder_paths.get_input_directory()
-    found = []
-    for here, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.lower().endswith(TRAJECTORY_SUFFIXES):
-                found.append(os.path.relpath(os.path.join(here, name), root).replace(os.sep, "/"))
-    return sorted(found)
+    return list_camera_files(folder_paths.get_input_directory())
 
 
 def _input_path(name: str) -> str:
     """The file a widget value names, refusing paths that leave the input folder."""
-    path = os.path.realpath(folder_paths.get_annotated_filepath(name))
-    root = os.path.realpath(folder_paths.get_input_directory())
-    if os.path.commonpath([path, root]) != root:
-        raise ValueError(f"camera file {name!r} is outside ComfyUI's input folder")
-    if not os.path.isfile(path):
-        raise ValueError(f"camera file {name!r} not found in ComfyUI's input folder ({root}); put a "
-                         f".npy/.json/.txt trajectory there or upload it")
-    return path
+    return resolve_camera_file(name, folder_paths.get_input_directory())
 
 
 class SanaWMCameraFromActions:
@@ -113,8 +100,9 @@ class SanaWMLoadCamera:
         return {
             "required": {
                 "file": (_input_files(), {"tooltip": (
-                    "Trajectory file in ComfyUI's input folder (.npy, .json, .txt). Upload one through "
-                    "/upload/image or copy it into input/.")}),
+                    "Trajectory file in ComfyUI's input folder (.npy, .json, .txt), subfolders included. Upload "
+                    "one with the node's upload button (or POST /upload/image), or copy it into input/ and "
+                    "refresh.")}),
                 "world_to_camera": ("BOOLEAN", {"default": False, "tooltip": (
                     "Turn on when the .npy/.json matrices are world-to-camera (extrinsics); they are inverted. "
                     ".txt RealEstate10K files are always world-to-camera.")}),

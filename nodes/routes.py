@@ -10,7 +10,6 @@ imports, unit tests) nothing is registered. This module adds no nodes.
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -89,18 +88,14 @@ def preview_actions(body: dict) -> dict[str, Any]:
 
 
 def _input_file(name: str) -> str:
-    """Resolves `name` like the SanaWMLoadCamera node does, refusing anything outside the input folder."""
+    """Resolves `name` with the rule SanaWMLoadCamera uses (sana_wm_core.camera.input_files)."""
     import folder_paths  # ComfyUI's; only reached from a running server
 
-    if not name:
-        raise ValueError("file is empty: pick a camera file (.npy, .json or .txt) from ComfyUI's input folder")
-    path = os.path.realpath(folder_paths.get_annotated_filepath(name))
-    root = os.path.realpath(folder_paths.get_input_directory())
-    if os.path.commonpath([path, root]) != root:
-        raise ValueError(f"camera file {name!r} is outside ComfyUI's input folder")
-    if not os.path.isfile(path):
-        raise ValueError(f"camera file {name!r} was not found in ComfyUI's input folder; upload it there first")
-    return path
+    try:
+        from ..sana_wm_core.camera.input_files import resolve_camera_file
+    except ImportError:  # imported as a top-level `nodes` package
+        from sana_wm_core.camera.input_files import resolve_camera_file
+    return resolve_camera_file(name, folder_paths.get_input_directory())
 
 
 def preview_file(name: str, world_to_camera: bool, num_frames: int | None = None, fps: float = 16.0,

@@ -169,6 +169,12 @@ class CameraEditor {
     this.widgets = [];
   }
 
+  /** Requests the preview again even if no widget changed (a file re-uploaded under the same name). */
+  refresh() {
+    this.lastKey = null;
+    this._tick();
+  }
+
   _writeAction(action) {
     const w = this.node.widgets?.find((x) => x.name === "action");
     if (!w) return;
