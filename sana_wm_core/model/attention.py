@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from .kernels import bidirectional_short_conv, camera_softmax_attention, frame_gdn, softmax_attention
 from .layers import ConvWeight, Linear, RMSNorm
 from .rope import apply_rope
-from .ucpe import renorm_to, ucpe_apply
+from .ucpe import rms_scale, ucpe_tokens
 
 
 @dataclass
@@ -24,10 +24,9 @@ class FrameContext:
     """Everything a block needs about the token grid, computed once per forward."""
 
     fhw: tuple
-    cos: torch.Tensor  # (N, D/2) main RoPE
-    sin: torch.Tensor
-    cam_cos: Optional[torch.Tensor] = None  # (N, D/4) camera RoPE
-    cam_sin: Optional[torch.Tensor] = None
+    rope: torch.Tensor  # (N, D/2) complex main RoPE
+    cam_rope: Optional[torch.Tensor] = None  # (N, D/4) complex camera RoPE
+    cam_rope_inv: Optional[torch.Tensor] = None  # its conjugate
     P: Optional[torch.Tensor] = None  # (B, N, 4, 4) world -> ray-local
     P_inv: Optional[torch.Tensor] = None
     chunk_id: Optional[list] = None  # per frame, chunk-causal variant only
@@ -102,57 +101,70 @@ class HybridAttention(nn.Module):
         q = F.relu(self._norm(self.q_norm, q))
         k = F.relu(self._norm(self.k_norm, k)) * ((self.head_dim ** -0.5) * (S ** -0.5))
         q, k, v = self._to_scan(q, f), self._to_scan(k, f), self._to_scan(v, f)
-        cos = ctx.cos.view(f, S, -1)
-        sin = ctx.sin.view(f, S, -1)
-        out = frame_gdn(apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, beta, decay, q_den=q, k_den=k,
+        rope = ctx.rope.view(f, S, -1)
+        out = frame_gdn(apply_rope(q, rope), apply_rope(k, rope), v, beta, decay, q_den=q, k_den=k,
                         eps=self.gdn_eps, chunk_id=ctx.chunk_id)
         return self._from_scan(out).to(v.dtype)
 
     def _main_softmax(self, q, k, v, ctx: FrameContext) -> torch.Tensor:
-        q = apply_rope(self._to_heads(self._norm(self.q_norm, q)), ctx.cos, ctx.sin)
-        k = apply_rope(self._to_heads(self._norm(self.k_norm, k)), ctx.cos, ctx.sin)
+        q = apply_rope(self._to_heads(self._norm(self.q_norm, q)), ctx.rope)
+        k = apply_rope(self._to_heads(self._norm(self.k_norm, k)), ctx.rope)
         out = softmax_attention(q, k, self._to_heads(v), chunk_id=ctx.chunk_id,
                                 tokens_per_frame=ctx.tokens_per_frame)
         B, H, N, D = out.shape
         return out.transpose(1, 2).reshape(B, N, H * D)
 
     def _camera(self, x, beta, decay, ctx: FrameContext) -> torch.Tensor:
+        """UCPE camera branch: projections, (GDN: short conv, ReLU, key scale), ray-space transform,
+        optional RMS renorm, bidirectional numerator-only GDN or softmax, inverse transform."""
         f = ctx.fhw[0]
         S = ctx.tokens_per_frame
+        B, N, C = x.shape
+        H, D = self.heads, self.head_dim
         q, k, v = self.q_proj_cam(x), self.k_proj_cam(x), self.v_proj_cam(x)
         if self.conv_k_cam is not None:
             k = bidirectional_short_conv(k, self.conv_k_cam.weight, f, ctx.chunk_id)
         q, k = self._norm(self.q_norm_cam, q), self._norm(self.k_norm_cam, k)
-        B = x.shape[0]
-        if self.softmax:
-            q, k, v = self._to_heads(q), self._to_heads(k), self._to_heads(v)  # (B, H, N, D)
-            P, P_inv = ctx.P[:, None], ctx.P_inv[:, None]
-            cos, sin = ctx.cam_cos, ctx.cam_sin
-        else:
+        if not self.softmax:
             q = F.relu(q)
-            k = F.relu(k) * ((self.head_dim ** -0.5) * (S ** -0.5))
-            q, k, v = self._to_scan(q, f), self._to_scan(k, f), self._to_scan(v, f)  # (B, H, F, S, D)
-            P = ctx.P.view(B, 1, f, S, 4, 4)
-            P_inv = ctx.P_inv.view(B, 1, f, S, 4, 4)
-            cos, sin = ctx.cam_cos.view(f, S, -1), ctx.cam_sin.view(f, S, -1)
-        qu = ucpe_apply(q, P.transpose(-1, -2), cos, sin)
-        ku = ucpe_apply(k, P_inv, cos, sin)
-        vu = ucpe_apply(v, P_inv, cos, sin)
+            k = F.relu(k) * ((D ** -0.5) * (S ** -0.5))
+        P_T = ctx.P.transpose(-1, -2)
+
+        def encode(t: torch.Tensor, mat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """(transformed in the branch layout, its pre-transform per-head L2 norm)."""
+            t4 = t.view(B, N, H, D)
+            if self.softmax:
+                dst = torch.empty(B, H, N, D, dtype=t.dtype, device=t.device)
+                tok = dst.transpose(1, 2)
+            else:
+                dst = torch.empty(B, H, f, S, D, dtype=t.dtype, device=t.device)
+                tok = dst.permute(0, 2, 3, 1, 4).view(B, N, H, D)
+            ucpe_tokens(t4, mat, ctx.cam_rope, tok)
+            norm = torch.linalg.vector_norm(t4, dim=-1, keepdim=True)  # (B, N, H, 1)
+            norm = norm.transpose(1, 2) if self.softmax else norm.view(B, f, S, H, 1).permute(0, 3, 1, 2, 4)
+            return dst, norm
+
+        qu, q_norm = encode(q, P_T)
+        ku, k_norm = encode(k, ctx.P_inv)
+        vu, v_norm = encode(v, ctx.P_inv)
+        ku_norm = torch.linalg.vector_norm(ku, dim=-1, keepdim=True)
         if self.ucpe_renorm:
-            qu, ku, vu = renorm_to(q, qu), renorm_to(k, ku), renorm_to(v, vu)
+            qu.mul_(rms_scale(q_norm, torch.linalg.vector_norm(qu, dim=-1, keepdim=True), D))
+            k_scale = rms_scale(k_norm, ku_norm, D)
+            ku.mul_(k_scale)
+            ku_norm = ku_norm * k_scale
+            vu.mul_(rms_scale(v_norm, torch.linalg.vector_norm(vu, dim=-1, keepdim=True), D))
         if self.softmax:
             out = camera_softmax_attention(qu, ku, vu, chunk_id=ctx.chunk_id, tokens_per_frame=S)
+            out_tok = out.transpose(1, 2)
         else:
-            pre = torch.linalg.vector_norm(k, dim=-1).clamp_min(1e-6)
-            post = torch.linalg.vector_norm(ku, dim=-1).clamp_min(1e-6)
-            inflation = ((post / pre) ** 2).mean(dim=-1)  # (B, H, F)
-            beta_cam = beta / inflation.clamp_min(1.0).unsqueeze(-1)
+            inflation = (ku_norm.clamp_min(1e-6) / k_norm.clamp_min(1e-6)).square().squeeze(-1).mean(dim=-1)
+            beta_cam = beta / inflation.clamp_min(1.0).unsqueeze(-1)  # (B, H, F, S)
             out = frame_gdn(qu, ku, vu, beta_cam, decay, chunk_id=ctx.chunk_id).to(v.dtype)
-        out = ucpe_apply(out, P, cos, sin, inverse_rope=True)
-        if self.softmax:
-            Bq, H, N, D = out.shape
-            return out.transpose(1, 2).reshape(Bq, N, H * D)
-        return self._from_scan(out)
+            out_tok = out.permute(0, 2, 3, 1, 4).reshape(B, N, H, D)
+        res = torch.empty(B, N, H, D, dtype=out.dtype, device=out.device)
+        ucpe_tokens(out_tok, ctx.P, ctx.cam_rope_inv, res)
+        return res.view(B, N, C)
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, ctx: FrameContext) -> torch.Tensor:

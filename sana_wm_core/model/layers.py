@@ -57,12 +57,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var = x.float().pow(2).mean(-1, keepdim=True)
-        y = x * torch.rsqrt(var + self.eps)
-        w = self.weight.to(x.device)
-        if w.dtype in (torch.float16, torch.bfloat16):
-            y = y.to(w.dtype)
-        return (y * w).to(x.dtype)
+        w = self.weight.to(device=x.device, dtype=x.dtype)
+        return F.rms_norm(x, (x.shape[-1],), w, self.eps)
 
 
 class ConvWeight(nn.Module):

@@ -5,6 +5,8 @@ cos/sin pairs; they are computed once per forward and shared by every block.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 
@@ -40,16 +42,17 @@ def camera_rope_table(table: torch.Tensor, head_dim: int) -> torch.Tensor:
                       table[:, t_old + h_old:t_old + h_old + w_new]], dim=-1)
 
 
-def as_cos_sin(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return table.real.contiguous(), table.imag.contiguous()
+def apply_rope(x: torch.Tensor, table: torch.Tensor, *, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Rotate interleaved pairs (2i, 2i+1) of x's last dim by the complex `table` (broadcast to x[..., ::2]).
 
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, inverse: bool = False) -> torch.Tensor:
-    """Rotate interleaved pairs (2i, 2i+1) of x's last dim in fp32; cos/sin broadcast to x[..., ::2]."""
-    xf = x.float().unflatten(-1, (-1, 2))
-    a, b = xf[..., 0], xf[..., 1]
-    if inverse:
-        out = torch.stack((a * cos + b * sin, b * cos - a * sin), dim=-1)
-    else:
-        out = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)
-    return out.flatten(-2).to(x.dtype)
+    One complex multiply in fp32 (pass the conjugate table for the inverse rotation); the result is cast to
+    x's dtype, or written into `out` (a view with the same shape) when given."""
+    xf = x if x.dtype == torch.float32 else x.float()
+    if xf.stride(-1) != 1:
+        xf = xf.contiguous()
+    prod = torch.view_as_complex(xf.unflatten(-1, (-1, 2))) * table
+    res = torch.view_as_real(prod).flatten(-2)
+    if out is None:
+        return res.to(x.dtype)
+    out.copy_(res)
+    return out

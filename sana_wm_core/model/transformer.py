@@ -16,7 +16,7 @@ from .block import SanaWMBlock
 from .config import SanaWMConfig, chunk_ids
 from .inputs import normalize_inputs
 from .layers import CaptionEmbedder, FinalLayer, Linear, PatchEmbed, RMSNorm, TimestepEmbedder
-from .rope import as_cos_sin, camera_rope_table, rope_table
+from .rope import camera_rope_table, rope_table
 from .ucpe import ray_matrices
 
 BlockCallback = Callable[[int, int], None]
@@ -71,16 +71,15 @@ class SanaWMTransformer(nn.Module):
         if key not in self._rope_cache:
             self._rope_cache.clear()
             table = rope_table(cfg.linear_head_dim, fhw, theta=cfg.rope_theta, max_len=cfg.rope_max_seq_len)
-            cos, sin = as_cos_sin(table)
-            cam_cos, cam_sin = as_cos_sin(camera_rope_table(table, cfg.linear_head_dim))
-            self._rope_cache[key] = tuple(t.to(device) for t in (cos, sin, cam_cos, cam_sin))
-        cos, sin, cam_cos, cam_sin = self._rope_cache[key]
-        ctx = FrameContext(fhw=fhw, cos=cos, sin=sin)
+            cam = camera_rope_table(table, cfg.linear_head_dim)
+            self._rope_cache[key] = tuple(t.contiguous().to(device) for t in (table, cam, cam.conj().resolve_conj()))
+        rope, cam_rope, cam_rope_inv = self._rope_cache[key]
+        ctx = FrameContext(fhw=fhw, rope=rope)
         if cfg.chunk_size is not None:
             ctx.chunk_id = chunk_ids(fhw[0], cfg.chunk_size, cfg.chunk_split_strategy)
         if camera_conditions is not None:
             ctx.P, ctx.P_inv = ray_matrices(camera_conditions, fhw, cfg.patch_size)
-            ctx.cam_cos, ctx.cam_sin = cam_cos, cam_sin
+            ctx.cam_rope, ctx.cam_rope_inv = cam_rope, cam_rope_inv
         return ctx
 
     # ------------------------------------------------------------------ forward

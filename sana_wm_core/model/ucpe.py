@@ -71,22 +71,26 @@ def ray_matrices(camera_conditions: torch.Tensor, fhw: tuple[int, int, int],
     return P, P_inv
 
 
-def ucpe_apply(x: torch.Tensor, mat: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *,
-               inverse_rope: bool = False) -> torch.Tensor:
-    """First half of x's last dim: groups of 4 multiplied by `mat` (broadcast to x.shape[:-1] + (4, 4));
-    second half: RoPE with (cos, sin) (conjugate when `inverse_rope`)."""
-    half = x.shape[-1] // 2
-    xp = x[..., :half].unflatten(-1, (half // 4, 4))
-    proj = torch.matmul(xp, mat.to(x.dtype).transpose(-1, -2)).flatten(-2)
-    rot = apply_rope(x[..., half:], cos, sin, inverse=inverse_rope)
-    return torch.cat([proj, rot], dim=-1)
+def ucpe_tokens(x: torch.Tensor, mat: torch.Tensor, table: torch.Tensor, out_tokens: torch.Tensor) -> None:
+    """UCPE on token-major head vectors, written into `out_tokens`.
+
+    x: (B, N, H, D) (any strides); mat: (B, N, 4, 4) applied to the 4-groups of the first D/2 channels
+    (y = mat @ x_group); table: (N, D/4) complex RoPE for the last D/2 channels (conjugate it for the
+    inverse); out_tokens: a (B, N, H, D) view of the destination (e.g. a head-major buffer, permuted).
+
+    Token-major is what makes this cheap: each token's matrix multiplies all its heads' groups at once,
+    one small GEMM per token, with no per-head copies of the matrices."""
+    B, N, H, D = x.shape
+    half = D // 2
+    groups = x[..., :half].reshape(B * N, H * half // 4, 4)
+    proj = torch.bmm(groups, mat.to(x.dtype).reshape(B * N, 4, 4).transpose(1, 2))
+    out_tokens[..., :half].copy_(proj.view(B, N, H, half))
+    apply_rope(x[..., half:], table[:, None], out=out_tokens[..., half:])
 
 
-def renorm_to(reference: torch.Tensor, transformed: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Scale each head vector down (never up) to the RMS it had before the UCPE transform."""
-    ref = reference.square().mean(dim=-1, keepdim=True).add(eps).sqrt()
-    cur = transformed.square().mean(dim=-1, keepdim=True).add(eps).sqrt()
-    return transformed * (ref / cur.clamp_min(eps)).clamp(max=1.0)
-
-
-__all__ = ["ray_matrices", "ucpe_apply", "renorm_to"]
+def rms_scale(reference_norm: torch.Tensor, transformed_norm: torch.Tensor, dim: int,
+              eps: float = 1e-6) -> torch.Tensor:
+    """Per-vector factor min(1, rms_ref / rms_new) from L2 norms (the reference's post-UCPE renorm)."""
+    ref = (reference_norm.square() / dim + eps).sqrt()
+    cur = (transformed_norm.square() / dim + eps).sqrt()
+    return (ref / cur.clamp_min(eps)).clamp(max=1.0)

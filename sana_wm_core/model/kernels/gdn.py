@@ -24,10 +24,8 @@ import torch
 
 def _transitions(k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """G = K^T beta K and A = K^T beta V for every frame, from one batched GEMM. Shapes (B,H,T,D,D)."""
-    D = k.shape[-1]
-    kb = k * beta.unsqueeze(-1)
-    ga = torch.matmul(kb.transpose(-1, -2), torch.cat([k, v], dim=-1))
-    return ga[..., :D], ga[..., D:]
+    kbt = (k * beta.unsqueeze(-1)).transpose(-1, -2)
+    return torch.matmul(kbt, k), torch.matmul(kbt, v)
 
 
 def _scan(G: torch.Tensor, A: torch.Tensor, decay: torch.Tensor, reset_after: Sequence[bool]) -> torch.Tensor:

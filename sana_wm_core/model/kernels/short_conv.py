@@ -24,10 +24,10 @@ def bidirectional_short_conv(x: torch.Tensor, weight: torch.Tensor, num_frames: 
     out = xt * w[:, K - 1]
     for d in range(1, min(K, T)):
         tap = w[:, K - 1 - d]
-        out[:, d:] += xt[:, :-d] * tap  # past (causal pass)
-        fut = xt[:, d:] * tap  # future (time-flipped pass)
-        if chunk_id is not None:
+        out[:, d:].addcmul_(xt[:, :-d], tap)  # past (causal pass)
+        if chunk_id is None:
+            out[:, :-d].addcmul_(xt[:, d:], tap)  # future (time-flipped pass)
+        else:
             same = torch.tensor([chunk_id[t] == chunk_id[t + d] for t in range(T - d)], device=x.device)
-            fut = fut * same.view(1, T - d, 1, 1).to(x.dtype)
-        out[:, :-d] += fut
+            out[:, :-d].addcmul_(xt[:, d:] * same.view(1, T - d, 1, 1).to(x.dtype), tap)
     return out.reshape(B, N, C)

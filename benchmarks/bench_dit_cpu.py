@@ -1,0 +1,67 @@
+"""CPU speed of one Stage-1 forward: ours vs diffusers' SanaWMTransformer3DModel, same weights and inputs.
+
+4 blocks (one softmax), hidden 256, 8 heads x 32, a 6x22x40 latent (5280 tokens), CFG batch 2, 300 text
+tokens, moving camera + Plücker inputs. Prints a markdown table (ms per forward, ratio) and the parity.
+
+    .venv/bin/python benchmarks/bench_dit_cpu.py [--repeats 3] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from dit_oracle import inputs, make_pair, rel_diff  # noqa: E402
+
+CONFIG = dict(in_channels=128, num_layers=4, hidden_size=256, num_attention_heads=8, linear_head_dim=32,
+              caption_channels=2304, chunk_plucker_post_attn_blocks=4)
+
+
+def timed(fn, repeats: int) -> tuple[float, float, torch.Tensor]:
+    """(median wall ms, median process-CPU ms, output). CPU time is robust to other load on the machine."""
+    with torch.no_grad():
+        out = fn()  # warm-up
+        wall, cpu = [], []
+        for _ in range(repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = fn()
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    return statistics.median(wall) * 1000, statistics.median(cpu) * 1000, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave torch's default)")
+    ap.add_argument("--frames", type=int, default=6)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ours, ref = make_pair(0, **CONFIG)
+    kw = inputs(ours.config, B=2, F=args.frames, h=22, w=40, L=300)
+    ms_ref, cpu_ref, out_ref = timed(lambda: ref(**kw, return_dict=False)[0], args.repeats)
+    ms_ours, cpu_ours, out_ours = timed(lambda: ours(**kw), args.repeats)
+    diff = rel_diff(out_ours, out_ref)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, latent (2, 128, {args.frames}, 22, 40), "
+          f"4 blocks x 256 wide, median of {args.repeats}")
+    print()
+    print("| implementation | wall ms / forward | wall ratio | CPU ms / forward | CPU ratio |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| diffusers SanaWMTransformer3DModel | {ms_ref:.0f} | 1.00 | {cpu_ref:.0f} | 1.00 |")
+    print(f"| sana_wm_core SanaWMTransformer | {ms_ours:.0f} | {ms_ours / ms_ref:.2f} | {cpu_ours:.0f} | "
+          f"{cpu_ours / cpu_ref:.2f} |")
+    print()
+    print(f"max |ours - diffusers| / max |diffusers| = {diff:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
