@@ -10,11 +10,14 @@ from pathlib import Path
 
 import folder_paths
 
+from ..sana_wm_core.camera import load_intrinsics_file
+from ..sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
 from ..sana_wm_core.intrinsics import HUB_CHOICE, METHODS, estimate_intrinsics, image_from_tensor, resolve_checkpoint
 
 log = logging.getLogger("sana_wm")
 PI3X_FOLDER = "pi3x"
 NO_FILE = "none"
+INTRINSICS_SUFFIXES = (".npy", ".json")
 PI3X_GPU_BYTES = int(4.5e9)
 
 if PI3X_FOLDER not in folder_paths.folder_names_and_paths:
@@ -120,5 +123,53 @@ class SanaWMEstimateIntrinsics:
         return {"ui": {"text": [text]}, "result": (result.intrinsics,)}
 
 
-NODE_CLASS_MAPPINGS = {"SanaWMEstimateIntrinsics": SanaWMEstimateIntrinsics}
-NODE_DISPLAY_NAME_MAPPINGS = {"SanaWMEstimateIntrinsics": "SANA-WM Estimate Intrinsics"}
+def _intrinsics_files() -> list[str]:
+    return [f for f in list_camera_files(folder_paths.get_input_directory())
+            if f.lower().endswith(INTRINSICS_SUFFIXES)]
+
+
+class SanaWMLoadIntrinsics:
+    """Intrinsics from a file the user already has (the reference's `--intrinsics` .npy)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"file": (_intrinsics_files(), {"tooltip":
+                "A .npy (or .json) in ComfyUI's input folder holding [fx, fy, cx, cy], a 3x3 K, or one of those "
+                "per frame ((F,4) / (F,3,3)), in pixels of the source image."})}}
+
+    RETURN_TYPES = ("SANAWM_INTRINSICS",)
+    RETURN_NAMES = ("intrinsics",)
+    OUTPUT_TOOLTIPS = ("Intrinsics in source-image pixels, for a camera node's optional intrinsics input.",)
+    FUNCTION = "load"
+    CATEGORY = "SANA-WM/camera"
+    DESCRIPTION = "Loads camera intrinsics (fx, fy, cx, cy in source-image pixels) from a .npy or .json file."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, file):
+        try:
+            cls._read(file)
+        except ValueError as exc:
+            return f"file: {exc}"
+        return True
+
+    @classmethod
+    def IS_CHANGED(cls, file):
+        try:
+            return os.path.getmtime(resolve_camera_file(file, folder_paths.get_input_directory()))
+        except (ValueError, OSError):
+            return float("nan")
+
+    @staticmethod
+    def _read(file: str):
+        if not str(file).lower().endswith(INTRINSICS_SUFFIXES):
+            raise ValueError(f"{file!r}: intrinsics files must be .npy or .json")
+        return load_intrinsics_file(resolve_camera_file(file, folder_paths.get_input_directory()))
+
+    def load(self, file: str):
+        return (self._read(file),)
+
+
+NODE_CLASS_MAPPINGS = {"SanaWMEstimateIntrinsics": SanaWMEstimateIntrinsics,
+                       "SanaWMLoadIntrinsics": SanaWMLoadIntrinsics}
+NODE_DISPLAY_NAME_MAPPINGS = {"SanaWMEstimateIntrinsics": "SANA-WM Estimate Intrinsics",
+                              "SanaWMLoadIntrinsics": "SANA-WM Load Intrinsics"}

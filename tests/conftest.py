@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO / "tests"))  # `import comfy_server`, `import browse
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ARTIFACTS = REPO / "test-artifacts"
 
-from comfy_server import ComfyServer  # noqa: E402
+from scripts.comfy_server import ComfyServer  # noqa: E402
 from scripts.comfy_api import ComfyClient  # noqa: E402
 
 

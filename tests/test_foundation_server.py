@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from comfy_server import REPO, free_port
+from scripts.comfy_server import REPO, free_port
 
 pytestmark = pytest.mark.server
 

@@ -1,0 +1,117 @@
+"""The shipped workflows, defined once here in ComfyUI's API format.
+
+`scripts/build_workflows.py` writes each as `workflows/<name>_api.json` (for batch queueing) and, through
+the real ComfyUI frontend, as `workflows/<name>.json` (UI format, for drag and drop). Only this pack's
+nodes and ComfyUI core nodes are used.
+"""
+from __future__ import annotations
+
+PROMPT = ("A straight desert road at golden hour, long shadows, distant mountains, "
+          "the camera drives forward and turns, cinematic, photorealistic.")
+EXAMPLE_IMAGE = "example_input.png"
+EXAMPLE_CAMERA = "example_camera.npy"
+EXAMPLE_INTRINSICS = "example_intrinsics.npy"
+SEED_README_ACTION = "w-80,jw-40,w-40,lw-60,w-100"
+
+
+def _models(te_id: str = "11", vae_id: str = "12", model_id: str = "10") -> dict:
+    return {
+        model_id: {"class_type": "SanaWMModelLoader",
+                   "inputs": {"model": "SANA-WM_bidirectional", "dtype": "auto", "offload": "none",
+                              "path_or_hub_id": ""}},
+        te_id: {"class_type": "SanaWMTextEncoderLoader",
+                "inputs": {"text_encoder": "gemma-2-2b-it", "dtype": "auto", "after_encode": "offload",
+                           "path_or_hub_id": ""}},
+        vae_id: {"class_type": "SanaWMVAELoader",
+                 "inputs": {"vae": "SANA-WM_bidirectional", "dtype": "auto", "tiling": "reference",
+                            "path_or_hub_id": ""}},
+    }
+
+
+def _stage1(camera_ref: list, num_frames: int, prefix: str, refine: bool) -> dict:
+    wf = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": EXAMPLE_IMAGE}},
+        **_models(),
+        "20": {"class_type": "SanaWMImageToVideo",
+               "inputs": {"image": ["1", 0], "camera": camera_ref, "text_encoder": ["11", 0], "vae": ["12", 0],
+                          "prompt": PROMPT, "negative_prompt": "", "num_frames": num_frames,
+                          "width": 1280, "height": 704}},
+        "21": {"class_type": "SanaWMSampler",
+               "inputs": {"model": ["10", 0], "conditioning": ["20", 0], "seed": 42, "steps": 60, "cfg": 5.0,
+                          "sampler": "flow_euler_ltx", "flow_shift": 0.0}},
+        "40": {"class_type": "SanaWMSaveVideo",
+               "inputs": {"vae": ["12", 0], "latent": ["21", 0], "filename_prefix": prefix, "overlay": True,
+                          "fps": 0.0, "crf": 19, "camera": camera_ref}},
+    }
+    if refine:
+        wf["30"] = {"class_type": "SanaWMRefinerLoader",
+                    "inputs": {"repo": "SANA-WM_bidirectional", "dtype": "bfloat16", "weight_format": "default",
+                               "offload_blocks": -1, "keep_loaded": False, "path_or_hub_id": "",
+                               "gemma3_folder": ""}}
+        wf["31"] = {"class_type": "SanaWMRefine",
+                    "inputs": {"refiner": ["30", 0], "latent": ["21", 0], "prompt": PROMPT, "seed": 42,
+                               "fps": 16.0}}
+        wf["40"]["inputs"]["latent"] = ["31", 0]
+    return wf
+
+
+def actions_workflow(refine: bool = True, num_frames: int = 321, prefix: str = "SANA-WM/actions") -> dict:
+    """Image + the seed README's action string; intrinsics estimated from the image (Pi3X, FOV fallback)."""
+    wf = _stage1(["3", 0], num_frames, prefix, refine)
+    wf["2"] = {"class_type": "SanaWMEstimateIntrinsics",
+               "inputs": {"image": ["1", 0], "method": "pi3x", "fov_deg": 60.0, "fallback": True,
+                          "pi3x_checkpoint": "yyfz233/Pi3X (download)", "exif_image": "none"}}
+    wf["3"] = {"class_type": "SanaWMCameraFromActions",
+               "inputs": {"action": SEED_README_ACTION, "translation_speed": 0.055, "rotation_speed_deg": 1.2,
+                          "mapping": "classic", "num_frames": num_frames, "fps": 16.0,
+                          "intrinsics": ["2", 0]}}
+    wf["4"] = {"class_type": "SanaWMCameraPreview", "inputs": {"camera": ["3", 0], "every_n": 16}}
+    return wf
+
+
+def camera_file_workflow() -> dict:
+    """Image + a (F,4,4) camera-to-world .npy + an intrinsics .npy, Stage 1 + refiner."""
+    wf = _stage1(["3", 0], 321, "SANA-WM/camera_file", refine=True)
+    wf["2"] = {"class_type": "SanaWMLoadIntrinsics", "inputs": {"file": EXAMPLE_INTRINSICS}}
+    wf["3"] = {"class_type": "SanaWMLoadCamera",
+               "inputs": {"file": EXAMPLE_CAMERA, "world_to_camera": False, "num_frames": 321, "fps": 16.0,
+                          "intrinsics": ["2", 0]}}
+    wf["4"] = {"class_type": "SanaWMCameraPreview", "inputs": {"camera": ["3", 0], "every_n": 16}}
+    return wf
+
+
+def fast_preview_workflow() -> dict:
+    """Stage 1 only at 161 frames: a quick look at the motion before a full run."""
+    return actions_workflow(refine=False, num_frames=161, prefix="SANA-WM/fast_preview")
+
+
+WORKFLOWS = {
+    "sana_wm_actions": actions_workflow,
+    "sana_wm_camera_file": camera_file_workflow,
+    "sana_wm_fast_preview": fast_preview_workflow,
+}
+DEFAULT = "sana_wm_actions"
+ASSETS = (EXAMPLE_IMAGE, EXAMPLE_CAMERA, EXAMPLE_INTRINSICS)
+
+
+def tiny_overrides(wf: dict, *, height: int, width: int, frames: int, steps: int,
+                   pi3x_checkpoint: str = "pi3x_tiny.safetensors") -> dict:
+    """The same graph sized for the generated tiny checkpoints (CPU, seconds): fewer frames and steps."""
+    import copy
+
+    wf = copy.deepcopy(wf)
+    for node in wf.values():
+        inp, kind = node["inputs"], node["class_type"]
+        if kind == "SanaWMImageToVideo":
+            inp.update(width=width, height=height, num_frames=frames)
+        elif kind in ("SanaWMCameraFromActions", "SanaWMLoadCamera"):
+            inp["num_frames"] = frames
+        elif kind == "SanaWMSampler":
+            inp["steps"] = steps
+        elif kind == "SanaWMRefinerLoader":
+            inp["dtype"] = "float32"
+        elif kind in ("SanaWMTextEncoderLoader", "SanaWMVAELoader", "SanaWMModelLoader"):
+            inp["dtype"] = "fp32" if kind == "SanaWMModelLoader" else "auto"
+        elif kind == "SanaWMEstimateIntrinsics":
+            inp["pi3x_checkpoint"] = pi3x_checkpoint
+    return wf
