@@ -39,6 +39,9 @@ def api_to_ui(graphs: dict[str, dict], out: Path) -> None:
                 ui = drv.execute_async_script(
                     """const [api, name, done] = arguments;
                     Promise.resolve(window.app.loadApiJson(api, name)).then(() => {
+                        for (const node of window.app.graph._nodes)   // same seed, same video
+                            for (const w of node.widgets || [])
+                                if (w.name === "control_after_generate") w.value = "fixed";
                         setTimeout(() => done(window.app.graph.serialize()), 300);
                     }).catch(e => done({error: String(e)}));""", graph, name)
                 if "error" in ui:
