@@ -1,0 +1,121 @@
+"""Every shipped workflow through the real server on tiny weights, batch queueing, and the UI formats."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from scripts import queue_batch
+from workflows.definitions import ASSETS, WORKFLOWS, tiny_overrides
+
+pytestmark = pytest.mark.server
+WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "workflows"
+FRAMES, STEPS = 17, 2
+REFINED = {"sana_wm_actions": True, "sana_wm_camera_file": True, "sana_wm_fast_preview": False}
+
+
+@pytest.fixture(scope="module")
+def inputs(comfy_server) -> Path:
+    folder = comfy_server.base / "input"
+    for name in ASSETS:
+        shutil.copyfile(WORKFLOW_DIR / "assets" / name, folder / name)
+    return folder
+
+
+def _tiny(wf: dict) -> dict:
+    from sana_wm_core.weights.tiny import TINY_HEIGHT, TINY_WIDTH
+
+    return tiny_overrides(wf, height=TINY_HEIGHT, width=TINY_WIDTH, frames=FRAMES, steps=STEPS)
+
+
+def _video_facts(path: Path) -> tuple[str, int, float, tuple[int, int]]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(video=0))
+        return s.codec_context.name, frames, float(s.average_rate), (s.width, s.height)
+
+
+def test_api_files_are_the_definitions():
+    for name, build in WORKFLOWS.items():
+        assert json.loads((WORKFLOW_DIR / f"{name}_api.json").read_text()) == build(), \
+            f"{name}_api.json is stale: run scripts/build_workflows.py"
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_shipped_workflow_writes_h264_at_16fps(name, comfy, inputs, tmp_path):
+    from sana_wm_core.weights.tiny import TINY_HEIGHT, TINY_WIDTH
+
+    wf = _tiny(json.loads((WORKFLOW_DIR / f"{name}_api.json").read_text()))
+    res = comfy.run(wf, timeout=600)
+    assert res.status == "success", res.error
+    videos = [f for f in res.files() if f["filename"].endswith(".mp4")]
+    assert len(videos) == 1, res.outputs
+    codec, frames, fps, size = _video_facts(comfy.download(videos[0], tmp_path / "out.mp4"))
+    assert codec == "h264" and fps == 16.0 and size == (TINY_WIDTH, TINY_HEIGHT)
+    assert frames == FRAMES - 1 if REFINED[name] else frames == FRAMES, (name, frames)
+    cams = [f for f in res.files() if f["filename"].endswith(".json")]
+    assert cams, "the camera path JSON is not reported next to the video"
+    cam = json.loads(comfy.view(**cams[0]))
+    assert np.asarray(cam["c2w"]).shape[1:] == (4, 4)
+
+
+def test_queue_batch_runs_three_jobs(comfy, comfy_server, inputs, tmp_path):
+    wf = _tiny(json.loads((WORKFLOW_DIR / "sana_wm_fast_preview_api.json").read_text()))
+    jobs_file = tmp_path / "jobs.csv"
+    asset = WORKFLOW_DIR / "assets"
+    jobs_file.write_text(
+        "name,image,prompt,action,camera,seed\n"
+        f"road,{asset / 'example_input.png'},a desert road,w-16,,1\n"
+        f"turn,{asset / 'example_input.png'},a desert road turning,jw-16,,2\n"
+        f"file,{asset / 'example_input.png'},following a recorded path,,{asset / 'example_camera.npy'},3\n")
+    jobs = queue_batch.read_jobs(jobs_file)
+    # the camera-file job needs intrinsics too: the workflow's estimator node feeds whichever camera node
+    summary = queue_batch.run_batch(comfy_server.url, wf, jobs, tmp_path / "videos", log=lambda *_: None)
+    assert [r["status"] for r in summary] == ["success"] * 3, summary
+    for row in summary:
+        vids = [Path(f) for f in row["files"] if f.endswith(".mp4")]
+        assert len(vids) == 1 and vids[0].stat().st_size > 0
+        assert _video_facts(vids[0])[1] == FRAMES
+    assert any(f.endswith(".camera.json") for f in summary[2]["files"])
+
+
+def test_queue_batch_refuses_bad_jobs_before_queueing(tmp_path, capsys):
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps([{"image": "missing.png", "prompt": "x", "action": "w-8"}]))
+    rc = queue_batch.main(["--workflow", str(WORKFLOW_DIR / "sana_wm_fast_preview_api.json"),
+                           "--jobs", str(jobs), "--server", "http://127.0.0.1:9"])
+    assert rc == 2 and "missing.png" in capsys.readouterr().err
+    jobs.write_text(json.dumps([{"prompt": "x", "action": "w-8", "camera": str(jobs)}]))
+    assert queue_batch.main(["--workflow", str(WORKFLOW_DIR / "sana_wm_fast_preview_api.json"),
+                             "--jobs", str(jobs)]) == 2
+    assert "both an action string and a camera file" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_ui_workflow_loads_with_no_missing_node(name, browser, comfy_server, artifacts):
+    from browser import open_comfy
+
+    open_comfy(browser, comfy_server.url)
+    ui = json.loads((WORKFLOW_DIR / f"{name}.json").read_text())
+    result = browser.execute_async_script(
+        """const [wf, done] = arguments;
+        Promise.resolve(window.app.loadGraphData(wf, true, true, 'check')).then(async () => {
+            const known = window.LiteGraph.registered_node_types;
+            const missing = window.app.graph._nodes.filter(n => !known[n.type]).map(n => n.type);
+            const api = (await window.app.graphToPrompt()).output;
+            done({missing, count: window.app.graph._nodes.length, api});
+        }).catch(e => done({error: String(e)}));""", ui)
+    assert "error" not in result, result
+    assert result["missing"] == [] and result["count"] == len(ui["nodes"])
+    api = json.loads((WORKFLOW_DIR / f"{name}_api.json").read_text())
+    assert {k: v["class_type"] for k, v in result["api"].items()} == {k: v["class_type"] for k, v in api.items()}
+    for nid, node in api.items():  # the UI file carries the same values the API file does
+        for key, value in node["inputs"].items():
+            if not isinstance(value, list):
+                assert result["api"][nid]["inputs"][key] == value, (name, nid, key)
+    browser.save_screenshot(str(artifacts / f"workflow_{name}.png"))
