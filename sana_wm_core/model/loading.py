@@ -82,14 +82,13 @@ def _open(src: Union[str, os.PathLike, Mapping[str, Any]]) -> _Source:
         for k in h.keys():
             where[k] = h
             shapes[k] = tuple(h.get_slice(k).get_shape())
-    wrapped = unwrap_state_dict({k: k for k in shapes})  # original key -> unwrapped key
+    source_of = unwrap_state_dict({k: k for k in shapes})  # unwrapped key -> key in the file
 
     def get(unwrapped_key: str) -> torch.Tensor:
-        orig = inverse[unwrapped_key]
+        orig = source_of[unwrapped_key]
         return where[orig].get_tensor(orig)
 
-    inverse = {v: k for k, v in wrapped.items()}
-    return _from_mapping({wrapped[k]: s for k, s in shapes.items()}, get, config_json)
+    return _from_mapping({k: shapes[orig] for k, orig in source_of.items()}, get, config_json)
 
 
 def _from_mapping(shapes: dict, getter, config_json) -> _Source:

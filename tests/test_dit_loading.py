@@ -1,0 +1,120 @@
+"""load_transformer from original single files, diffusers folders and state dicts; dtypes; hooks."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from dit_oracle import inputs, make_pair, rel_diff, run_ours, run_ref
+from sana_wm_core.model import (SanaWMConfig, diffusers_to_original, enable_block_offload, load_transformer)
+from sana_wm_core.model.offload import disable_block_offload
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return make_pair(4, softmax_every_n=2)
+
+
+@pytest.fixture(scope="module")
+def kw(pair):
+    return inputs(pair[0].config, B=2, F=3)
+
+
+@pytest.fixture(scope="module")
+def want(pair, kw):
+    return run_ref(pair[1], kw)
+
+
+def test_original_single_file_without_config(pair, kw, want, tmp_path):
+    f = tmp_path / "sana_wm_1600m_720p.safetensors"
+    save_file({k: v.contiguous() for k, v in diffusers_to_original(pair[1].state_dict()).items()}, str(f))
+    model = load_transformer(f)
+    assert model.config.softmax_blocks == [1, 3] and model.config.hidden_size == 128
+    assert rel_diff(run_ours(model, kw), want) < 1e-4
+
+
+def test_original_single_file_with_config(pair, kw, want, tmp_path):
+    f = tmp_path / "dit.safetensors"
+    sd = {f"model.{k}": v.contiguous() for k, v in diffusers_to_original(pair[1].state_dict()).items()}
+    save_file(sd, str(f))  # with a "model." prefix, as some training checkpoints have
+    model = load_transformer(f, pair[0].config)
+    assert rel_diff(run_ours(model, kw), want) < 1e-4
+    model = load_transformer(f, pair[0].config.to_diffusers())
+    assert rel_diff(run_ours(model, kw), want) < 1e-4
+
+
+def test_diffusers_folder(pair, kw, want, tmp_path):
+    pair[1].save_pretrained(tmp_path / "repo" / "transformer")
+    assert json.loads((tmp_path / "repo" / "transformer" / "config.json").read_text())["softmax_every_n"] == 2
+    for path in (tmp_path / "repo" / "transformer", tmp_path / "repo"):
+        model = load_transformer(path)
+        assert rel_diff(run_ours(model, kw), want) < 1e-4
+
+
+def test_sharded_folder_and_state_dict(pair, kw, want, tmp_path):
+    sd = {k: v.contiguous() for k, v in pair[1].state_dict().items()}
+    keys = sorted(sd)
+    save_file({k: sd[k] for k in keys[: len(keys) // 2]}, str(tmp_path / "part-00001.safetensors"))
+    save_file({k: sd[k] for k in keys[len(keys) // 2:]}, str(tmp_path / "part-00002.safetensors"))
+    assert rel_diff(run_ours(load_transformer(tmp_path), kw), want) < 1e-4
+    assert rel_diff(run_ours(load_transformer(pair[1].state_dict()), kw), want) < 1e-4
+
+
+def test_wrong_file_lists_missing_and_unexpected(pair, tmp_path):
+    sd = {k: v.contiguous() for k, v in pair[1].state_dict().items()}
+    del sd["blocks.1.attn.qkv.weight"]
+    sd["blocks.1.attn.something_else"] = torch.zeros(3)
+    f = tmp_path / "bad.safetensors"
+    save_file(sd, str(f))
+    with pytest.raises(ValueError) as e:
+        load_transformer(f)
+    msg = str(e.value)
+    assert "missing keys: blocks.1.attn.qkv.weight" in msg and "unexpected keys: blocks.1.attn.something_else" in msg
+    f2 = tmp_path / "vae.safetensors"
+    save_file({"encoder.conv_in.weight": torch.zeros(4, 3, 3, 3)}, str(f2))
+    with pytest.raises(ValueError, match="not a SANA-WM Stage-1 checkpoint"):
+        load_transformer(f2)
+    with pytest.raises(ValueError, match="shape mismatches"):
+        load_transformer(pair[1].state_dict(), SanaWMConfig(**{**pair[0].config.to_dict(), "mlp_ratio": 2.0}))
+    with pytest.raises(ValueError, match="does not exist"):
+        load_transformer(tmp_path / "nope.safetensors")
+
+
+@pytest.mark.parametrize("dtype, tol", [("bf16", 0.05), ("fp16", 0.02), ("fp8", 0.15)])
+def test_reduced_precision_loads_run(pair, kw, want, dtype, tol):
+    model = load_transformer(pair[1].state_dict(), dtype=dtype)
+    qkv = model.blocks[0].attn.qkv.weight
+    assert qkv.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.float8_e4m3fn}[dtype]
+    if dtype == "fp8":
+        assert model.blocks[0].attn.qkv.weight_scale is not None
+        assert model.x_embedder.proj.weight.dtype == torch.bfloat16 and model.compute_dtype == torch.bfloat16
+    out = run_ours(model, kw)
+    assert out.dtype == model.compute_dtype and torch.isfinite(out).all()
+    assert rel_diff(out, want) < tol
+
+
+def test_block_callback_and_offload(pair, kw):
+    model = load_transformer(pair[1].state_dict())
+    base = run_ours(model, kw)
+    seen = []
+    model.set_block_callback(lambda i, n: seen.append((i, n)))
+    run_ours(model, kw)
+    assert seen == [(i, 4) for i in range(4)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_2(i, n):
+        if i == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_ours(model, dict(kw, block_callback=stop_at_2))
+    model.set_block_callback(None)
+    off = enable_block_offload(model, "cpu", blocks_resident=1)
+    assert sorted(off.cpu) == [1, 2, 3]
+    assert torch.equal(run_ours(model, kw), base)
+    disable_block_offload(model)
+    assert torch.equal(run_ours(model, kw), base)
