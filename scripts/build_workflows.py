@@ -42,10 +42,12 @@ def api_to_ui(graphs: dict[str, dict], out: Path) -> None:
                         for (const node of window.app.graph._nodes)   // same seed, same video
                             for (const w of node.widgets || [])
                                 if (w.name === "control_after_generate") w.value = "fixed";
-                        setTimeout(() => done(window.app.graph.serialize()), 300);
+                        // JSON.stringify drops undefined fields, which Selenium would turn into schema-breaking nulls
+                        setTimeout(() => done(JSON.stringify(window.app.graph.serialize())), 300);
                     }).catch(e => done({error: String(e)}));""", graph, name)
-                if "error" in ui:
+                if isinstance(ui, dict) and "error" in ui:
                     raise RuntimeError(f"{name}: the frontend could not load it: {ui['error']}")
+                ui = json.loads(ui)
                 missing = [n["type"] for n in ui["nodes"] if n.get("has_errors")]
                 if missing:
                     raise RuntimeError(f"{name}: nodes with errors {missing}")

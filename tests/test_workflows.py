@@ -108,10 +108,13 @@ def test_ui_workflow_loads_with_no_missing_node(name, browser, comfy_server, art
             const known = window.LiteGraph.registered_node_types;
             const missing = window.app.graph._nodes.filter(n => !known[n.type]).map(n => n.type);
             const api = (await window.app.graphToPrompt()).output;
-            done({missing, count: window.app.graph._nodes.length, api});
+            await new Promise(r => setTimeout(r, 500));
+            const invalid = document.body.innerText.includes('Invalid workflow');
+            done({missing, invalid, count: window.app.graph._nodes.length, api});
         }).catch(e => done({error: String(e)}));""", ui)
     assert "error" not in result, result
     assert result["missing"] == [] and result["count"] == len(ui["nodes"])
+    assert not result["invalid"], "the frontend's schema check rejected the UI workflow"
     api = json.loads((WORKFLOW_DIR / f"{name}_api.json").read_text())
     assert {k: v["class_type"] for k, v in result["api"].items()} == {k: v["class_type"] for k, v in api.items()}
     for nid, node in api.items():  # the UI file carries the same values the API file does
