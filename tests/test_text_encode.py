@@ -57,8 +57,12 @@ def test_encoder_offload_and_free(gemma_dir):
     assert torch.equal(a.embeds, b.embeds)
     enc.free()
     assert enc.model is None
+    c = enc.encode("a red door")  # a folder-loaded encoder reloads (ComfyUI reuses the cached loader output)
+    assert enc.model is not None and torch.equal(a.embeds, c.embeds)
+    bare = GemmaPromptEncoder(enc.tokenizer, enc.model, device="cpu")
+    bare.free()
     with pytest.raises(RuntimeError, match="freed"):
-        enc.encode("a red door")
+        bare.encode("a red door")
 
 
 def test_bad_inputs(gemma_dir, tmp_path):

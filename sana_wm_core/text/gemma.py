@@ -68,6 +68,7 @@ class GemmaPromptEncoder:
         self.device = torch.device(device) if device is not None else _default_device()
         self.offload_device = torch.device(offload_device)
         self.free_after_encode = bool(free_after_encode)
+        self._reload = None  # set by from_folder: brings freed weights back for the next prompt
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, dtype: torch.dtype | None = None,
@@ -85,8 +86,10 @@ class GemmaPromptEncoder:
                 "(download Efficient-Large-Model/gemma-2-2b-it into models/text_encoders/gemma-2-2b-it)")
         dev = torch.device(device) if device is not None else _default_device()
         tok = AutoTokenizer.from_pretrained(str(tok_folder))
-        model = _load_decoder(folder, dtype or _default_dtype(dev))
-        return cls(tok, model, device=dev, **kw)
+        load_dtype = dtype or _default_dtype(dev)
+        enc = cls(tok, _load_decoder(folder, load_dtype), device=dev, **kw)
+        enc._reload = lambda: _load_decoder(folder, load_dtype)
+        return enc
 
     @property
     def chi(self) -> str:
@@ -100,7 +103,7 @@ class GemmaPromptEncoder:
             _empty_cache()
 
     def free(self) -> None:
-        """Drop the weights; the encoder cannot encode afterwards."""
+        """Drop the weights; an encoder loaded from a folder reloads them for its next prompt."""
         self.model = None
         gc.collect()
         _empty_cache()
@@ -108,13 +111,18 @@ class GemmaPromptEncoder:
     @contextlib.contextmanager
     def on_device(self) -> Iterator["GemmaPromptEncoder"]:
         """Weights on `self.device` inside the block; afterwards offloaded (or freed if `free_after_encode`)."""
-        if self.model is None:
-            raise RuntimeError("this text encoder was freed; load it again")
+        self._ensure_loaded()
         self.model.to(self.device)
         try:
             yield self
         finally:
             self.free() if self.free_after_encode else self.offload()
+
+    def _ensure_loaded(self) -> None:
+        if self.model is None:
+            if self._reload is None:
+                raise RuntimeError("this text encoder was freed; load it again")
+            self.model = self._reload()  # ComfyUI caches the loader's output, so a freed encoder comes back here
 
     # -- encoding -----------------------------------------------------------------------------------
     def _run(self, text: str, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,8 +141,7 @@ class GemmaPromptEncoder:
             raise ValueError("prompt is empty: describe the scene to generate")
         if not isinstance(negative_prompt, str):
             raise ValueError("negative_prompt must be a string (use '' for none)")
-        if self.model is None:
-            raise RuntimeError("this text encoder was freed; load it again")
+        self._ensure_loaded()
         prompt = prompt.strip()
         n = self.max_length
         chi = self.chi
