@@ -18,7 +18,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 from scripts.comfy_server import ComfyServer  # noqa: E402
 from scripts.comfy_api import ComfyClient  # noqa: E402
 from workflows.definitions import ASSETS, DEFAULT, tiny_overrides  # noqa: E402

@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))            # `import sana_wm_core`, `import scripts.comfy_api`
-sys.path.insert(0, str(REPO / "tests"))  # `import comfy_server`, `import browser`
+sys.path.insert(0, str(REPO / "tests"))  # `import browser`, shared test helpers
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ARTIFACTS = REPO / "test-artifacts"
 

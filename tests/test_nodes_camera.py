@@ -21,7 +21,7 @@ pytestmark = pytest.mark.server
 def comfy_server(tmp_path_factory):
     """Camera nodes need no weights: this module's server has an empty models/ folder, so these tests do not
     depend on the tiny checkpoint builders (conftest's `comfy` client fixture runs against it)."""
-    from comfy_server import ComfyServer
+    from scripts.comfy_server import ComfyServer
 
     srv = ComfyServer(tmp_path_factory.mktemp("comfy_camera")).start()
     yield srv

@@ -53,7 +53,7 @@ def _workflow(image_name: str, *, refiner_path: str = "", refine_prompt: str = "
 
 @pytest.fixture(scope="module")
 def image_name(comfy_server, tmp_path_factory):
-    from comfy_server import copy_into_input
+    from scripts.comfy_server import copy_into_input
 
     p = tmp_path_factory.mktemp("img") / "sanawm_refiner_first_frame.png"
     tiny.image().save(p)

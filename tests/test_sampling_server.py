@@ -51,7 +51,7 @@ def _workflow(image_name: str, *, steps: int = 4, model_override: str = "", prom
 
 @pytest.fixture(scope="module")
 def image_name(comfy_server, tmp_path_factory):
-    from comfy_server import copy_into_input
+    from scripts.comfy_server import copy_into_input
 
     p = tmp_path_factory.mktemp("img") / "sanawm_first_frame.png"
     tiny.image().save(p)
