@@ -94,3 +94,18 @@ def test_bad_inputs_are_named(bad, match):
     kw = inputs(ours.config, B=2, F=3)
     with pytest.raises(ValueError, match=match):
         run_ours(ours, dict(kw, **bad))
+
+
+def test_memory_chunking_keeps_numbers(monkeypatch):
+    """Long videos run the FFN over frame groups and the GDN a head at a time: same numbers."""
+    import sana_wm_core.model.ffn as ffn
+    import sana_wm_core.model.kernels.gdn as gdn
+
+    ours, ref = make_pair(0)
+    kw = inputs(ours.config, B=2, F=4)
+    whole = run_ours(ours, kw)
+    monkeypatch.setattr(ffn, "FFN_CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(gdn, "GDN_CHUNK_ELEMENTS", 1)
+    chunked = run_ours(ours, kw)
+    assert rel_diff(chunked, whole) < 1e-6
+    assert rel_diff(chunked, run_ref(ref, kw)) < TOL

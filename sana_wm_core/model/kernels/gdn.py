@@ -78,6 +78,9 @@ def _scan_z(kh: torch.Tensor, beta: torch.Tensor, decay: torch.Tensor,
     return out
 
 
+GDN_CHUNK_ELEMENTS = 1 << 28  # fp32 working-set cap per call: larger inputs are processed a few heads at a time
+
+
 def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, decay: torch.Tensor, *,
               q_den: Optional[torch.Tensor] = None, k_den: Optional[torch.Tensor] = None, eps: float = 1e-8,
               chunk_id: Optional[Sequence[int]] = None) -> torch.Tensor:
@@ -87,7 +90,18 @@ def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Ten
     q_den/k_den: unrotated (B, H, T, S, D) for the normaliser stream; when None the numerator is returned.
     chunk_id: chunk index per frame for the chunk-causal variant (the reverse scan stops at chunk ends).
     Computes in fp32 (recurrent stability, as the reference) and returns (B, H, T, S, D) fp32.
+    Heads are independent, so long videos run a few heads at a time to bound the fp32 working set.
     """
+    B, H = q.shape[:2]
+    heads_per_call = max(1, GDN_CHUNK_ELEMENTS // max(1, q[:, :1].numel()))
+    if heads_per_call < H:
+        out = torch.empty(q.shape, dtype=torch.float32, device=q.device)
+        for h in range(0, H, heads_per_call):
+            sl = slice(h, h + heads_per_call)
+            out[:, sl] = frame_gdn(q[:, sl], k[:, sl], v[:, sl], beta[:, sl], decay[:, sl],
+                                   q_den=None if q_den is None else q_den[:, sl],
+                                   k_den=None if k_den is None else k_den[:, sl], eps=eps, chunk_id=chunk_id)
+        return out
     T = q.shape[2]
     q, k, v = q.float(), k.float(), v.float()
     beta, decay = beta.float(), decay.float()
