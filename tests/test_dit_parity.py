@@ -32,14 +32,21 @@ def test_matches_diffusers(pair):
 
 
 def test_camera_change_matches(pair):
-    """The effect of moving/rotating the camera (not just the output) agrees with diffusers."""
+    """The effect of moving/rotating the camera (not just the output) agrees with diffusers.
+
+    Measured against the output scale it is held to the parity tolerance; against its own (smaller) scale
+    it carries the bf16 rounding of the reference's softmax attention (inputs that differ by 1e-7 round
+    to different bf16 values now and then), so there the bound is 3e-3 (measured <= 1.5e-3); all-GDN
+    models, which have no bf16 step, are held to 1e-4 (measured 5e-5)."""
     ours, ref = pair
     kw = inputs(ours.config, B=2, F=4, h=4, w=6, seed=1)
     still = dict(kw, camera_conditions=camera_conditions(2, 4, 4, 6, moving=False))
+    moved_ref = run_ref(ref, kw)
     d_ours = run_ours(ours, kw) - run_ours(ours, still)
-    d_ref = run_ref(ref, kw) - run_ref(ref, still)
-    assert d_ref.abs().max() > 1e-3  # the camera branch is live
-    assert rel_diff(d_ours, d_ref) < 1e-3
+    d_ref = moved_ref - run_ref(ref, still)
+    assert d_ref.abs().max() > 0.02 * moved_ref.abs().max()  # the camera branch is live
+    assert float((d_ours - d_ref).abs().max() / moved_ref.abs().max()) < TOL
+    assert rel_diff(d_ours, d_ref) < (1e-4 if not ours.config.softmax_blocks else 3e-3)
 
 
 def test_without_camera_and_plucker():
