@@ -9,6 +9,7 @@ Host RAM is sampled from /proc every 10 ms; on CUDA the peak allocated VRAM is r
     python benchmarks/bench_decode_memory.py --frames 961 --device cuda
     python benchmarks/bench_decode_memory.py --frames 97 --whole      # also a one-shot decode, for contrast
     python benchmarks/bench_decode_memory.py --frames 97,193,481 --height 352 --width 640   # growth table
+    python benchmarks/bench_decode_memory.py --tiling low_memory      # the loader's low_memory preset
 
 Several frame counts run one per subprocess, so each peak is measured from a clean process.
 """
@@ -62,11 +63,11 @@ class PeakRSS:
         return self.peak - self.base
 
 
-def build_vae(device: str):
+def build_vae(device: str, tiling: str = "reference"):
     import test_sampling_support as tiny
-    from sana_wm_core.vae import LTX2Vae
+    from sana_wm_core.vae import TILING_PRESETS, LTX2Vae
 
-    return LTX2Vae(tiny.vae().to(device), device=device)
+    return LTX2Vae(tiny.vae().to(device), device=device, tiling=TILING_PRESETS[tiling])
 
 
 def run_streamed(vae, z, out: Path, fps: float) -> dict:
@@ -114,6 +115,8 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--whole", action="store_true", help="also run a one-shot decode for contrast")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    ap.add_argument("--tiling", default="reference", choices=["reference", "low_memory"],
+                    help="the VAE loader's tiling preset")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     counts = [int(x) for x in str(args.frames).split(",") if x.strip()]
@@ -125,7 +128,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     L = (args.frames - 1) // 8 + 1
-    vae = build_vae(args.device)
+    vae = build_vae(args.device, args.tiling)
     z = torch.randn(1, vae.latent_channels, L, args.height // 32, args.width // 32,
                     generator=torch.Generator().manual_seed(0)).to(args.device)
     whole_f32 = args.frames * args.height * args.width * 3 * 4
@@ -133,6 +136,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         rows.append(run_streamed(vae, z, Path(d) / "streamed.mp4", 16.0))
+        rows[-1]["mode"] = f"streamed ({args.tiling})"
         if args.whole:
             rows.append(run_whole(vae, z, Path(d) / "whole.mp4", 16.0))
     if args.json:
@@ -157,7 +161,8 @@ def run_many(args, counts: list[int]) -> int:
     print("|---|---|---|---|---|---|")
     for n in counts:
         cmd = [sys.executable, __file__, "--frames", str(n), "--height", str(args.height), "--width",
-               str(args.width), "--device", args.device, "--threads", str(args.threads), "--json"]
+               str(args.width), "--device", args.device, "--threads", str(args.threads), "--tiling", args.tiling,
+               "--json"]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         res = json.loads(next(l for l in out.splitlines() if l.startswith("JSON "))[5:])
         r, f32 = res["rows"][0], res["f32"]

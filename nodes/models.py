@@ -17,7 +17,7 @@ import folder_paths
 
 from ..sana_wm_core.sampling import Stage1Model, read_release
 from ..sana_wm_core.text import GemmaPromptEncoder
-from ..sana_wm_core.vae import NO_TILING, REFERENCE_TILING, LTX2Vae
+from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
 from ..sana_wm_core.weights import locate_repo
 
 CATEGORY = "SANA-WM/loaders"
@@ -171,9 +171,11 @@ class SanaWMVAELoader:
                 "id; only vae/ is downloaded.")}),
             "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": (
                 "auto = bf16 on GPUs (the reference's dtype), fp32 on CPU.")}),
-            "tiling": (["reference", "off"], {"default": "reference", "tooltip": (
-                "reference: 512 px spatial tiles and 96-frame time windows like the reference (needed for "
-                "long clips; the decode streams window by window). off: one pass (short clips only).")}),
+            "tiling": (list(TILING_PRESETS), {"default": "reference", "tooltip": (
+                "reference: 512 px spatial tiles and 96-frame time windows like the reference (the decode "
+                "streams window by window). low_memory: 32-frame windows, a much smaller "
+                "fixed working set for long clips on small GPUs/RAM (seams blended over 8 frames). "
+                "off: one pass (short clips only).")}),
         }, "optional": {
             "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
                 "Overrides 'vae': an absolute path to a release folder or a vae/ folder, or owner/repo.")}),
@@ -183,7 +185,7 @@ class SanaWMVAELoader:
         folder = resolve(vae, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN, patterns=["vae/*"])
         device = _device()
         v = LTX2Vae.from_folder(folder, dtype=_dtype(dtype, device), device=device,
-                                tiling=REFERENCE_TILING if tiling == "reference" else NO_TILING)
+                                tiling=TILING_PRESETS[tiling])
         return (v,)
 
 

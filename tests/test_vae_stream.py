@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import test_sampling_support as tiny
-from sana_wm_core.vae import (NO_TILING, LTX2Vae, VaeTiling, decode_chunks, decode_frames, decode_to_images,
+from sana_wm_core.vae import (LOW_MEMORY_TILING, NO_TILING, LTX2Vae, VaeTiling, decode_chunks, decode_frames, decode_to_images,
                               to_uint8_frames)
 
 
@@ -49,6 +49,7 @@ def test_encode_rejects_bad_pixels(raw_vae):
     (VaeTiling(spatial=False, tile_frames=16, stride_frames=8), 6, (3, 4)),     # 5 time windows
     (VaeTiling(spatial=False, tile_frames=32, stride_frames=16), 7, (3, 4)),    # short last window
     (VaeTiling(tile_px=96, stride_px=64, tile_frames=16, stride_frames=8), 3, (4, 6)),  # space + time tiles
+    (LOW_MEMORY_TILING, 14, (2, 3)),                                             # the loader's low_memory preset
 ])
 def test_stream_equals_diffusers_tiled_decode(raw_vae, tiling, L, hw):
     v = LTX2Vae(raw_vae, tiling=tiling)

@@ -36,6 +36,10 @@ class VaeTiling:
 
 REFERENCE_TILING = VaeTiling()
 NO_TILING = VaeTiling(spatial=False, temporal=False)
+# 32-frame windows (5 latents) every 24 frames, the reference's 512 px tiles: a fixed, small decode working
+# set for long clips on small machines. Window seams are blended like the reference's, over 8 frames not 32.
+LOW_MEMORY_TILING = VaeTiling(tile_frames=32, stride_frames=24)
+TILING_PRESETS = {"reference": REFERENCE_TILING, "low_memory": LOW_MEMORY_TILING, "off": NO_TILING}
 
 
 def _vae_folder(path: Path) -> Path:
