@@ -69,7 +69,7 @@ def make_inputs(cfg, latent_frames, h, w, device, dtype):
 
 
 def measure(fn, repeats: int, device) -> tuple[float, float]:
-    """(seconds per call, peak GiB) or raises torch.OutOfMemoryError."""
+    """(seconds per call, peak GiB) or raises torch.cuda.OutOfMemoryError."""
     cuda = device.type == "cuda"
     with torch.no_grad():
         fn()
@@ -120,7 +120,7 @@ def main() -> int:
             try:
                 s_ref, m_ref = measure(lambda: ref(**kw, return_dict=False)[0], args.repeats, device)
                 ref_note = f"{s_ref:.2f}"
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:
                 ref_note = "OOM"
                 torch.cuda.empty_cache()
         floor = flops / (PEAK_TFLOPS * 1e12)

@@ -98,8 +98,8 @@ class HybridAttention(nn.Module):
         S = ctx.tokens_per_frame
         if self.conv_k is not None:
             k = bidirectional_short_conv(k, self.conv_k.weight, f, ctx.chunk_id)
-        q = F.relu(self._norm(self.q_norm, q))
-        k = F.relu(self._norm(self.k_norm, k)) * ((self.head_dim ** -0.5) * (S ** -0.5))
+        q = torch.relu_(self._norm(self.q_norm, q))
+        k = torch.relu_(self._norm(self.k_norm, k)).mul_((self.head_dim ** -0.5) * (S ** -0.5))
         q, k, v = self._to_scan(q, f), self._to_scan(k, f), self._to_scan(v, f)
         rope = ctx.rope.view(f, S, -1)
         out = frame_gdn(apply_rope(q, rope), apply_rope(k, rope), v, beta, decay, q_den=q, k_den=k,
@@ -126,8 +126,8 @@ class HybridAttention(nn.Module):
             k = bidirectional_short_conv(k, self.conv_k_cam.weight, f, ctx.chunk_id)
         q, k = self._norm(self.q_norm_cam, q), self._norm(self.k_norm_cam, k)
         if not self.softmax:
-            q = F.relu(q)
-            k = F.relu(k) * ((D ** -0.5) * (S ** -0.5))
+            q = torch.relu_(q)
+            k = torch.relu_(k).mul_((D ** -0.5) * (S ** -0.5))
         P_T = ctx.P.transpose(-1, -2)
 
         def encode(t: torch.Tensor, mat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -59,7 +59,7 @@ class GLUMBConvTemp(nn.Module):
             for s in range(0, f, frames_per_call):
                 p[:, s:s + frames_per_call] = self._spatial(xf[:, s:s + frames_per_call], h, w)
         p = p.view(B, N, C)
-        return p + self._temporal(p, f, chunk_id)
+        return self._temporal(p, f, chunk_id)
 
     def _spatial(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """(B, f, S, C) -> (B, f, S, C): 1x1 expand + SiLU, depthwise 3x3, GLU, 1x1 project, per frame."""
@@ -75,12 +75,14 @@ class GLUMBConvTemp(nn.Module):
         return self.point_conv.conv((val * F.silu(gate)).reshape(B, f, S, -1))
 
     def _temporal(self, p: torch.Tensor, f: int, chunk_id: Optional[Sequence[int]]) -> torch.Tensor:
+        """p + t_conv(p): one matmul gives all taps, summed with frame shifts."""
         B, N, C = p.shape
         wt = self.t_conv.compute_weight(p)[..., 0]  # (C_out, C_in, K)
         K = wt.shape[-1]
         taps = F.linear(p, wt.permute(2, 0, 1).reshape(K * C, C)).view(B, f, N // f, K, C)
         c = K // 2
-        out = taps[:, :, :, c].clone()
+        out = taps[:, :, :, c]  # accumulate the other taps into the centre tap's slot, in place
+        out += p.view(B, f, N // f, C)  # the residual: out = p + t_conv(p)
         for k in range(K):
             d = k - c  # tap k reads frame t + d
             if d == 0 or abs(d) >= f:

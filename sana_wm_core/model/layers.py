@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from .kernels.linear import FP8_DTYPE, linear, quantize_fp8
 
+_HAS_RMS_NORM = hasattr(F, "rms_norm")  # torch >= 2.4 has the fused op
+
 
 class Linear(nn.Module):
     """y = x W^T + b for a weight stored as (out, in, *kernel-of-ones)."""
@@ -58,7 +60,9 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight.to(device=x.device, dtype=x.dtype)
-        return F.rms_norm(x, (x.shape[-1],), w, self.eps)
+        if _HAS_RMS_NORM:
+            return F.rms_norm(x, (x.shape[-1],), w, self.eps)
+        return (x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * w
 
 
 class ConvWeight(nn.Module):

@@ -50,8 +50,11 @@ def apply_rope(x: torch.Tensor, table: torch.Tensor, *, out: Optional[torch.Tens
     xf = x if x.dtype == torch.float32 else x.float()
     if xf.stride(-1) != 1:
         xf = xf.contiguous()
-    prod = torch.view_as_complex(xf.unflatten(-1, (-1, 2))) * table
-    res = torch.view_as_real(prod).flatten(-2)
+    xc = torch.view_as_complex(xf.unflatten(-1, (-1, 2)))
+    if out is not None and out.dtype == torch.float32 and out.stride(-1) == 1:
+        torch.mul(xc, table, out=torch.view_as_complex(out.unflatten(-1, (-1, 2))))
+        return out
+    res = torch.view_as_real(xc * table).flatten(-2)
     if out is None:
         return res.to(x.dtype)
     out.copy_(res)
