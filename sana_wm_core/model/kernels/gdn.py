@@ -13,6 +13,12 @@ Why this is faster than the reference formulation: G and A are built once per fr
 shared by both directions (the reference rebuilds them on flipped, shifted copies), both directions
 advance in one loop, and they are summed before a single output GEMM. All of it is batched GEMMs, which
 is also the fast path on CUDA.
+
+Why not flash-linear-attention's `chunk_gated_delta_rule` on CUDA: fla implements the token-serial delta
+rule (one rank-1 update per token, prod_s (I - b_s k_s k_s^T)); this model applies all S tokens of a frame
+against the same pre-update state (I - sum_s b_s k_s k_s^T), which differs at second order, so fla's
+kernels would change the numbers (dit_spec.md §11: the release uses fla only for its short conv). The
+frame-wise rule is GEMM-shaped (D x S x D per frame), which cuBLAS tensor cores already run at speed.
 """
 from __future__ import annotations
 
