@@ -1,0 +1,215 @@
+"""Triton implementation of `frame_gdn` (forward, inference): the same frame-wise bidirectional delta rule.
+
+Three launches per stream instead of the PyTorch path's ~6 small launches per frame and direction:
+
+  A. transitions, parallel over (frame, batch*head, column block):  G_t = K_t^T diag(beta_t) K_t and
+     A_t = K_t^T diag(beta_t) V_t (for the normaliser Gz_t from the unrotated keys and az_t = K_t^T beta_t),
+     stored fp32 and zero-padded to the head dim rounded up to a power of two.
+  B. scan, one program per (value block, batch*head, direction): the fp32 state block stays in registers
+     while the program walks the frames, M <- gamma_t (M - G_t M) + A_t. Direction 0 stores the inclusive
+     forward state at t, direction 1 walks T-1..0 and stores the exclusive reverse state at t - 1
+     (zeroed at a chunk end in the chunk-causal variant). Both directions run concurrently.
+  C. output, parallel over (token block x value block, frame, batch*head): num = Q (M_fwd + M_rev) and,
+     with the normaliser, den = Qh (z_fwd + z_rev), out = num / (den + eps), written fp32.
+
+Inputs may be fp32, bf16 or fp16 and any strides with a unit last dim; all arithmetic is fp32.
+`precision` picks how fp32 dots use tensor cores: "ieee" (default, the PyTorch fp32 path's numerics),
+"tf32x3" (about fp32 accuracy on tensor cores) or "tf32" (fastest, 10-bit mantissa operands).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import triton
+import triton.language as tl
+
+PRECISIONS = ("ieee", "tf32x3", "tf32")
+MAX_HEAD_DIM = 128  # the state block of one program is (Dk padded) x BV fp32 registers
+
+
+@triton.jit
+def _transition_kernel(x_ptr, y_ptr, beta_ptr, out_ptr, vec_ptr,
+                       sxb, sxh, sxt, sxs, syb, syh, syt, sys, sbb, sbh, sbt, sbs,
+                       H, DX, DY, WP, T: tl.constexpr, S: tl.constexpr,
+                       DXP: tl.constexpr, BN: tl.constexpr, BS: tl.constexpr,
+                       HAS_VEC: tl.constexpr, PRECISION: tl.constexpr):
+    """out[bh, t, :, cols] = X_t^T diag(beta_t) Y_t[:, cols] (DXP x BN); vec[bh, t] = X_t^T beta_t."""
+    jb = tl.program_id(0)
+    t = tl.program_id(1)
+    bh = tl.program_id(2).to(tl.int64)
+    b = bh // H
+    h = bh % H
+    rows = tl.arange(0, DXP)
+    cols = jb * BN + tl.arange(0, BN)
+    offs = tl.arange(0, BS)
+    x_base = x_ptr + b * sxb + h * sxh + t * sxt
+    y_base = y_ptr + b * syb + h * syh + t * syt
+    b_base = beta_ptr + b * sbb + h * sbh + t * sbt
+    acc = tl.zeros((DXP, BN), dtype=tl.float32)
+    vec = tl.zeros((DXP,), dtype=tl.float32)
+    for s0 in range(0, S, BS):
+        s = s0 + offs
+        sm = s < S
+        bet = tl.load(b_base + s * sbs, mask=sm, other=0.0).to(tl.float32)
+        x = tl.load(x_base + s[:, None] * sxs + rows[None, :], mask=sm[:, None] & (rows[None, :] < DX),
+                    other=0.0).to(tl.float32)
+        y = tl.load(y_base + s[:, None] * sys + cols[None, :], mask=sm[:, None] & (cols[None, :] < DY),
+                    other=0.0).to(tl.float32)
+        xb = x * bet[:, None]
+        acc = tl.dot(tl.trans(xb), y, acc, input_precision=PRECISION)
+        if HAS_VEC:
+            vec += tl.sum(xb, axis=0)
+    frame = bh * T + t
+    tl.store(out_ptr + frame * DXP * WP + rows[:, None] * WP + cols[None, :], acc, mask=cols[None, :] < WP)
+    if HAS_VEC:
+        tl.store(vec_ptr + frame * DXP + rows, vec, mask=(rows < DXP) & (jb == 0))
+
+
+@triton.jit
+def _scan_kernel(g_ptr, a_ptr, decay_ptr, reset_ptr, st_ptr,
+                 sdb, sdh, sdt, H, BHT, W, T: tl.constexpr,
+                 DXP: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr):
+    """Direction 0: st[0, bh, t] = M_t (inclusive). Direction 1: st[1, bh, t] = R_t (exclusive)."""
+    vb = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
+    rev = tl.program_id(2)
+    b = bh // H
+    h = bh % H
+    rows = tl.arange(0, DXP)
+    cols = vb * BV + tl.arange(0, BV)
+    cm = cols[None, :] < W
+    tile = rows[:, None] * W + cols[None, :]
+    g_tile = rows[:, None] * DXP + rows[None, :]
+    st_base = st_ptr + rev * BHT * DXP * W + bh * T * DXP * W
+    m = tl.zeros((DXP, BV), dtype=tl.float32)
+    # the reverse state of the last frame is empty
+    tl.store(st_base + (T - 1) * DXP * W + tile, m, mask=cm & (rev == 1))
+    for i in range(0, T):
+        t = i + rev * (T - 1 - 2 * i)  # i forwards, T-1-i backwards
+        frame = bh * T + t
+        g = tl.load(g_ptr + frame * DXP * DXP + g_tile)
+        a = tl.load(a_ptr + frame * DXP * W + tile, mask=cm, other=0.0)
+        gamma = tl.load(decay_ptr + b * sdb + h * sdh + t * sdt).to(tl.float32)
+        m = gamma * (m - tl.dot(g, m, input_precision=PRECISION)) + a
+        dst = t - rev  # the reverse step from frame t builds R_{t-1}
+        valid = dst >= 0
+        reset = tl.load(reset_ptr + tl.maximum(dst, 0)) * rev
+        m = tl.where(reset != 0, 0.0, m)
+        tl.store(st_base + dst * DXP * W + tile, m, mask=cm & valid)
+
+
+@triton.jit
+def _output_kernel(q_ptr, st_ptr, qd_ptr, zst_ptr, out_ptr, eps,
+                   sqb, sqh, sqt, sqs, sdb, sdh, sdt, sds,
+                   H, T, S, DK, DV, BHT, n_vb,
+                   DXP: tl.constexpr, BS: tl.constexpr, BV: tl.constexpr,
+                   HAS_DEN: tl.constexpr, PRECISION: tl.constexpr):
+    """out[b, h, t, s, v] = Q (M_fwd + M_rev) [/ (Qh (z_fwd + z_rev) + eps)], fp32, contiguous."""
+    pid = tl.program_id(0)
+    sb = pid // n_vb
+    vb = pid % n_vb
+    t = tl.program_id(1)
+    bh = tl.program_id(2).to(tl.int64)
+    b = bh // H
+    h = bh % H
+    rows = tl.arange(0, DXP)
+    s = sb * BS + tl.arange(0, BS)
+    cols = vb * BV + tl.arange(0, BV)
+    sm = s < S
+    cm = cols < DV
+    frame = bh * T + t
+    tile = frame * DXP * DV + rows[:, None] * DV + cols[None, :]
+    st = tl.load(st_ptr + tile, mask=cm[None, :], other=0.0) \
+        + tl.load(st_ptr + BHT * DXP * DV + tile, mask=cm[None, :], other=0.0)
+    q = tl.load(q_ptr + b * sqb + h * sqh + t * sqt + s[:, None] * sqs + rows[None, :],
+                mask=sm[:, None] & (rows[None, :] < DK), other=0.0).to(tl.float32)
+    res = tl.dot(q, st, input_precision=PRECISION)
+    if HAS_DEN:
+        z = tl.load(zst_ptr + frame * DXP + rows) + tl.load(zst_ptr + BHT * DXP + frame * DXP + rows)
+        qd = tl.load(qd_ptr + b * sdb + h * sdh + t * sdt + s[:, None] * sds + rows[None, :],
+                     mask=sm[:, None] & (rows[None, :] < DK), other=0.0).to(tl.float32)
+        den = tl.sum(qd * z[None, :], axis=1)
+        res = res / (den[:, None] + eps)
+    out = out_ptr + ((bh * T + t) * S + s[:, None]) * DV + cols[None, :]
+    tl.store(out, res, mask=sm[:, None] & cm[None, :])
+
+
+def _unit_last(x: torch.Tensor) -> torch.Tensor:
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def _pow2(n: int) -> int:
+    return max(16, triton.next_power_of_2(n))
+
+
+def supports(q: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether this kernel has a configuration for these shapes and dtypes."""
+    ok_dtype = (torch.float32, torch.bfloat16, torch.float16)
+    return (q.dim() == 5 and q.shape[-1] <= MAX_HEAD_DIM and v.shape[-1] <= MAX_HEAD_DIM
+            and q.dtype in ok_dtype and v.dtype in ok_dtype and q.shape[2] >= 1 and q.shape[3] >= 1)
+
+
+def _transitions(x, y, beta, dxp: int, width: int, with_vec: bool, precision: str):
+    """(B*H*T, dxp, width) fp32 block X^T beta Y (zero past Y's columns, so width=dxp gives a square
+    padded G), plus the (B*H*T, dxp) vector X^T beta when with_vec."""
+    B, H, T, S, dx = x.shape
+    out = torch.empty(B * H * T, dxp, width, dtype=torch.float32, device=x.device)
+    vec = torch.empty(B * H * T, dxp, dtype=torch.float32, device=x.device) if with_vec else out
+    bn = min(32, _pow2(width))
+    grid = (triton.cdiv(width, bn), T, B * H)
+    _transition_kernel[grid](x, y, beta, out, vec, *x.stride()[:4], *y.stride()[:4], *beta.stride(),
+                             H, dx, y.shape[-1], width, T=T, S=S, DXP=dxp, BN=bn, BS=32, HAS_VEC=with_vec,
+                             PRECISION=precision, num_warps=4)
+    return out, vec
+
+
+def _scan(G, A, decay, reset, B: int, H: int, T: int, dxp: int, width: int, precision: str) -> torch.Tensor:
+    """(2, B*H*T, dxp, width) fp32: inclusive forward states, exclusive reverse states."""
+    st = torch.empty(2, B * H * T, dxp, width, dtype=torch.float32, device=G.device)
+    bv = min(32, _pow2(width))
+    grid = (triton.cdiv(width, bv), B * H, 2)
+    _scan_kernel[grid](G, A, decay, reset, st, *decay.stride(), H, B * H * T, width, T=T,
+                       DXP=dxp, BV=bv, PRECISION=precision, num_warps=4)
+    return st
+
+
+def frame_gdn_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
+                     decay: torch.Tensor, *, q_den: Optional[torch.Tensor] = None,
+                     k_den: Optional[torch.Tensor] = None, eps: float = 1e-8,
+                     chunk_id: Optional[Sequence[int]] = None, precision: str = "ieee") -> torch.Tensor:
+    """Same contract as `kernels.gdn.frame_gdn`: (B, H, T, S, D) inputs, fp32 (B, H, T, S, Dv) output."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}")
+    if not supports(q, v):
+        raise ValueError(f"frame_gdn_triton: no kernel for q {tuple(q.shape)} {q.dtype}, v {tuple(v.shape)} "
+                         f"{v.dtype} (head dims <= {MAX_HEAD_DIM}, fp32/bf16/fp16)")
+    B, H, T, S, dk = q.shape
+    dv = v.shape[-1]
+    q, k, v = _unit_last(q), _unit_last(k), _unit_last(v)
+    reset = torch.zeros(T, dtype=torch.int32)
+    if chunk_id is not None:
+        for t in range(T - 1):
+            reset[t] = int(chunk_id[t + 1] != chunk_id[t])
+    reset = reset.to(q.device)
+    dxp = _pow2(dk)
+    G = _transitions(k, k, beta, dxp, dxp, False, precision)[0]
+    A = _transitions(k, v, beta, dxp, dv, False, precision)[0]
+    states = _scan(G, A, decay, reset, B, H, T, dxp, dv, precision)
+    del G, A
+    has_den = q_den is not None
+    zst = states
+    qd = q
+    if has_den:
+        qd, kd = _unit_last(q_den), _unit_last(k_den)
+        Gz, az = _transitions(kd, kd, beta, dxp, dxp, True, precision)
+        zst = _scan(Gz, az, decay, reset, B, H, T, dxp, 1, precision)
+        del Gz, az
+    out = torch.empty(B, H, T, S, dv, dtype=torch.float32, device=q.device)
+    bs, bv = 32, min(64, _pow2(dv))
+    n_vb = triton.cdiv(dv, bv)
+    grid = (triton.cdiv(S, bs) * n_vb, T, B * H)
+    _output_kernel[grid](q, states, qd, zst, out, eps, *q.stride()[:4], *qd.stride()[:4],
+                         H, T, S, dk, dv, B * H * T, n_vb, DXP=dxp, BS=bs, BV=bv,
+                         HAS_DEN=has_den, PRECISION=precision, num_warps=4)
+    return out
