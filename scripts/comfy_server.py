@@ -43,13 +43,14 @@ class ComfyServer:
     """A running ComfyUI process; `url` is its loopback address."""
 
     def __init__(self, base: Path, port: int | None = None, extra_args: tuple[str, ...] = (),
-                 cpu: bool = True):
+                 cpu: bool = True, env: dict | None = None):
         self.base = prepare_base(Path(base))
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / "comfyui.log"
         self.extra_args = extra_args
         self.cpu = cpu
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120.0) -> "ComfyServer":
@@ -61,7 +62,7 @@ class ComfyServer:
             "--database-url", f"sqlite:///{self.base}/user/comfyui.db",
             "--disable-auto-launch", "--disable-api-nodes", *self.extra_args,
         ]
-        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **self.env)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      cwd=str(self.base))

@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from .fp8 import FP8, convert_linears_to_fp8
+from ..deps import require
 
 DEFAULT_TEXT_MAX_LENGTH = 1024
 HUB_REPO = "Efficient-Large-Model/SANA-WM_bidirectional"
@@ -220,7 +221,8 @@ def _fill(model: torch.nn.Module, folder: Path, dtype: torch.dtype, want, what: 
 
 def load_refiner_transformer(folder: str | Path, dtype: torch.dtype = torch.bfloat16, fp8: bool = False):
     """The LTX-2 refiner DiT on CPU, video branch only; with `fp8` its block linears store e4m3 weights."""
-    from diffusers import SanaWMLTX2RefinerTransformer3DModel
+    SanaWMLTX2RefinerTransformer3DModel = require("diffusers", "The Stage-2 refiner",
+                                                  "diffusers>=0.42.1").SanaWMLTX2RefinerTransformer3DModel
 
     folder = Path(folder)
     model = _build_on_meta(SanaWMLTX2RefinerTransformer3DModel, folder)
@@ -234,7 +236,8 @@ def load_refiner_transformer(folder: str | Path, dtype: torch.dtype = torch.bflo
 
 def load_connectors(folder: str | Path, dtype: torch.dtype = torch.bfloat16):
     """The LTX-2 text connectors (video and audio halves; the forward runs both)."""
-    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+    LTX2TextConnectors = require("diffusers.pipelines.ltx2.connectors", "The Stage-2 refiner",
+                                 "diffusers>=0.42.1").LTX2TextConnectors
 
     folder = Path(folder)
     model = _build_on_meta(LTX2TextConnectors, folder)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+from ..deps import require
 
 # The distilled LTX-2 stage-2 tail: three Euler steps.
 DISTILLED_SIGMAS: tuple[float, ...] = (0.909375, 0.725, 0.421875, 0.0)
@@ -115,7 +116,8 @@ class _Net:
 
 
 def _new_cache(num_layers: int):
-    from diffusers.models.transformers.transformer_sana_wm_refiner import SanaWMRefinerKVCache
+    SanaWMRefinerKVCache = require("diffusers.models.transformers.transformer_sana_wm_refiner",
+                                   "The Stage-2 refiner", "diffusers>=0.42.1").SanaWMRefinerKVCache
 
     return SanaWMRefinerKVCache(num_layers)
 

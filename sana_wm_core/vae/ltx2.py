@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from ..deps import require
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class LTX2Vae:
     def from_folder(cls, path: str | Path, *, dtype: torch.dtype | None = None,
                     device: torch.device | str | None = None, **kw) -> "LTX2Vae":
         """Load `<repo>/vae` (or a `vae/` folder) with diffusers' LTX-2 VAE class."""
-        from diffusers import AutoencoderKLLTX2Video
+        AutoencoderKLLTX2Video = require("diffusers", "The LTX-2 video VAE", "diffusers>=0.42.1").AutoencoderKLLTX2Video
 
         folder = _vae_folder(Path(path))
         cls_name = json.loads((folder / "config.json").read_text()).get("_class_name", "")
