@@ -18,7 +18,9 @@ def tokenize_prompt(tokenizer, prompt: str, max_length: int, device: torch.devic
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
     if getattr(tokenizer, "pad_token", None) is None:
-        raise ValueError("the refiner tokenizer has no pad token; use the tokenizer shipped in refiner/tokenizer")
+        raise ValueError("the refiner tokenizer has no pad token; use the Gemma-3 tokenizer files the release "
+                         "ships beside the Gemma-3 weights in refiner/text_encoder/ (load them with "
+                         "sana_wm_core.refiner.loading.load_tokenizer, which also sets a pad token)")
     batch = tokenizer(
         [prompt.strip()],
         padding="max_length",

@@ -87,13 +87,34 @@ def _gemma3_config(tokenizer: Any) -> Any:
     return cfg
 
 
+def build_refiner_parts(tokenizer: Any, seed: int = C.TINY_WEIGHTS_SEED,
+                        **refiner_overrides: Any) -> tuple[Any, Any, Any]:
+    """The Stage-2 parts alone: (Gemma-3, text connectors, refiner DiT), seeds `seed + 10/11/12`.
+
+    `build_components` gets its refiner from here, so the refiner's own tests (`refiner.tiny`) use the very
+    weights `build_all` writes. `refiner_overrides` replace `REFINER_DIT_CONFIG` entries (e.g. `num_layers`).
+    The caller's torch RNG is left untouched.
+    """
+    import torch
+    from diffusers import SanaWMLTX2RefinerTransformer3DModel
+    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+    from transformers import Gemma3ForConditionalGeneration
+
+    with torch.random.fork_rng(devices=[]), quiet_hf():
+        torch.manual_seed(seed + C.SEED_GEMMA3)
+        gemma3 = Gemma3ForConditionalGeneration(_gemma3_config(tokenizer)).eval()
+        torch.manual_seed(seed + C.SEED_CONNECTORS)
+        connectors = LTX2TextConnectors(**C.CONNECTORS_CONFIG).eval()
+        torch.manual_seed(seed + C.SEED_REFINER)
+        transformer = SanaWMLTX2RefinerTransformer3DModel(**{**C.REFINER_DIT_CONFIG, **refiner_overrides}).eval()
+    return gemma3, connectors, transformer
+
+
 def build_components(tokenizer: Any, seed: int = C.TINY_WEIGHTS_SEED) -> TinyComponents:
     """Construct every tiny model with component seeds `seed + k`; the caller's torch RNG is left untouched."""
     import torch
-    from diffusers import (AutoencoderKLLTX2Video, FlowMatchEulerDiscreteScheduler,
-                           SanaWMLTX2RefinerTransformer3DModel, SanaWMTransformer3DModel)
-    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
-    from transformers import Gemma2Config, Gemma2Model, Gemma3ForConditionalGeneration
+    from diffusers import AutoencoderKLLTX2Video, FlowMatchEulerDiscreteScheduler, SanaWMTransformer3DModel
+    from transformers import Gemma2Config, Gemma2Model
 
     with torch.random.fork_rng(devices=[]), quiet_hf():
         torch.manual_seed(seed + C.SEED_GEMMA2)
@@ -110,13 +131,7 @@ def build_components(tokenizer: Any, seed: int = C.TINY_WEIGHTS_SEED) -> TinyCom
         transformer = SanaWMTransformer3DModel(**C.DIT_CONFIG).eval()
         filled = refill_zero_params_(transformer, seed + C.SEED_DIT_ZERO_FILL)
 
-        torch.manual_seed(seed + C.SEED_GEMMA3)
-        gemma3 = Gemma3ForConditionalGeneration(_gemma3_config(tokenizer)).eval()
-        torch.manual_seed(seed + C.SEED_CONNECTORS)
-        connectors = LTX2TextConnectors(**C.CONNECTORS_CONFIG).eval()
-        torch.manual_seed(seed + C.SEED_REFINER)
-        refiner_transformer = SanaWMLTX2RefinerTransformer3DModel(**C.REFINER_DIT_CONFIG).eval()
-
+    gemma3, connectors, refiner_transformer = build_refiner_parts(tokenizer, seed)
     return TinyComponents(
         tokenizer=tokenizer, gemma2=gemma2, vae=vae, transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=C.TINY_FLOW_SHIFT), gemma3=gemma3,

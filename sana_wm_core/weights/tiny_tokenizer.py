@@ -32,6 +32,17 @@ def tiny_vocab() -> dict[str, int]:
     return vocab
 
 
+def memory_tokenizer():
+    """The same tokenizer built in memory as a transformers `GemmaTokenizer`, as the oracle script builds it.
+
+    For code that wants the tokenizer object without files (the refiner's tiny components and their
+    diffusers parity tests). `add_bos_token=True` must be explicit: built from a vocabulary it defaults off.
+    """
+    from transformers import GemmaTokenizer
+
+    return GemmaTokenizer(vocab=tiny_vocab(), merges=[], add_bos_token=True)
+
+
 def build_backend():
     """The `tokenizers.Tokenizer`: spaces become the space mark, characters map 1:1, unknown ones fall back
     to their UTF-8 bytes, and a template prepends BOS."""
