@@ -12,6 +12,7 @@ import pytest
 from selenium.webdriver.common.keys import Keys
 
 from browser import open_comfy
+from web_helpers import CREATE, SETTLED, wait_for
 from sana_wm_core.camera.actions import action_string_to_c2w, parse_action_string
 from sana_wm_core.camera.tensors import relative_poses
 
@@ -22,23 +23,6 @@ FILE_NODE = "SanaWMLoadCamera"
 OUR_WIDGETS = {"sanawm_path_preview", "sanawm_action_timeline"}
 PLAIN = {"action", "translation_speed", "rotation_speed_deg", "mapping", "num_frames"}
 CAMERA_FILE = "web_editor_orbit.npy"
-
-CREATE = """
-const [type, x, y] = arguments;
-const n = LiteGraph.createNode(type);
-n.pos = [x, y];
-app.graph.add(n);
-app.canvas.ds.offset = [0, 0];
-app.canvas.ds.scale = 1;
-app.graph.setDirtyCanvas(true, true);
-return n.id;"""
-
-# null while a preview is scheduled or in flight, else the editor's status
-SETTLED = """
-const n = app.graph.getNodeById(arguments[0]);
-const e = n && n.sanawmEditor;
-if (!e) return 'no-editor';
-return (!e.pending && e.lastKey === JSON.stringify(e.source.params(n))) ? e.status : null;"""
 
 NODE_STATE = """
 const n = app.graph.getNodeById(arguments[0]);
@@ -62,13 +46,7 @@ return {
 
 
 def _wait(drv, node_id, timeout: float = 15.0) -> str:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        status = drv.execute_script(SETTLED, node_id)
-        if status not in (None, "pending"):
-            return status
-        time.sleep(0.1)
-    raise TimeoutError(f"the camera preview of node {node_id} did not settle")
+    return wait_for(drv, SETTLED, node_id, timeout=timeout, what=f"the camera preview of node {node_id}")
 
 
 def _state(drv, node_id) -> dict:

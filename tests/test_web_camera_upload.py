@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import time
 import uuid
 
 import numpy as np
@@ -20,6 +19,7 @@ from PIL import Image
 from sana_wm_core.camera.actions import action_string_to_c2w
 from sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
 from sana_wm_core.camera.tensors import relative_poses
+from web_helpers import CREATE, SETTLED, wait_for
 
 FILE_NODE = "SanaWMLoadCamera"
 PLAIN = ["file", "world_to_camera", "num_frames", "fps"]
@@ -87,22 +87,6 @@ def test_bad_names_are_explained(input_dir, name, expect):
 
 # ---------------------------------------------------------------- browser + real server
 
-CREATE = """
-const [type, x, y] = arguments;
-const n = LiteGraph.createNode(type);
-n.pos = [x, y];
-app.graph.add(n);
-app.canvas.ds.offset = [0, 0];
-app.canvas.ds.scale = 1;
-app.graph.setDirtyCanvas(true, true);
-return n.id;"""
-
-SETTLED = """
-const n = app.graph.getNodeById(arguments[0]);
-const e = n && n.sanawmEditor;
-if (!e) return 'no-editor';
-return (!e.pending && e.lastKey === JSON.stringify(e.source.params(n))) ? e.status : null;"""
-
 STATE = """
 const n = app.graph.getNodeById(arguments[0]);
 const e = n.sanawmEditor, u = n.sanawmUpload;
@@ -128,13 +112,7 @@ import('/extensions/sana_wm/sanawm_path_view.js').then((m) => {
 
 
 def _wait(drv, script: str, *args, timeout: float = 20.0, what: str = "the page"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = drv.execute_script(script, *args)
-        if value not in (None, "pending", "uploading"):
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} did not settle")
+    return wait_for(drv, script, *args, timeout=timeout, what=what, busy=(None, "pending", "uploading"))
 
 
 def _preview(drv, node) -> str:
