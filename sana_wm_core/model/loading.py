@@ -18,6 +18,7 @@ from .config import SanaWMConfig
 from .convert import original_to_diffusers, unwrap_state_dict, infer_config
 from .kernels.linear import FP8_DTYPE, quantize_fp8
 from .layers import Linear
+from .offload import assign_tensor
 from .transformer import SanaWMTransformer
 
 log = logging.getLogger("sana_wm")
@@ -117,15 +118,6 @@ def _check_keys(model: nn.Module, shapes: dict) -> None:
                            "transformer/ folder), or a config that matches it.")
 
 
-def _set(model: nn.Module, key: str, value: torch.Tensor) -> None:
-    mod_name, _, name = key.rpartition(".")
-    mod = model.get_submodule(mod_name) if mod_name else model
-    if name in mod._parameters:
-        mod._parameters[name] = nn.Parameter(value, requires_grad=False)
-    else:
-        mod._buffers[name] = value
-
-
 def _fp8_eligible(model: nn.Module, key: str) -> bool:
     mod_name, _, name = key.rpartition(".")
     return (name == "weight" and key.startswith("blocks.") and isinstance(model.get_submodule(mod_name), Linear))
@@ -159,18 +151,18 @@ def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, An
     dev = torch.device(device)
     for key in model.state_dict():
         if key not in src.shapes:
-            _set(model, key, torch.zeros(model.state_dict()[key].shape, device=dev))
+            assign_tensor(model, key, torch.zeros(model.state_dict()[key].shape, device=dev))
             continue
         t = src.tensor(key)
         if t.is_floating_point():
             cast = torch.bfloat16 if fp8 else (target or t.dtype)
             if fp8 and _fp8_eligible(model, key):
                 q, scale = quantize_fp8(t)
-                _set(model, key, q.to(dev))
+                assign_tensor(model, key, q.to(dev))
                 model.get_submodule(key.rpartition(".")[0]).weight_scale = scale.to(dev)
                 continue
             t = t.to(cast)
-        _set(model, key, t.to(dev))
+        assign_tensor(model, key, t.to(dev))
     for name, buf in model.named_buffers():
         if buf is not None and buf.is_meta:
             raise ValueError(f"buffer {name} was not loaded")

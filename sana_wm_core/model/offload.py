@@ -33,7 +33,7 @@ class BlockOffloader:
                 if self.cuda:
                     c = c.pin_memory()
                 store[name] = c
-                _assign(blk, name, c)
+                assign_tensor(blk, name, c)
             self.cpu[i] = store
         for name, child in model.named_children():
             if name != "blocks":
@@ -54,13 +54,13 @@ class BlockOffloader:
         if self.cuda:
             with torch.cuda.stream(self.stream):
                 for name, c in self.cpu[i].items():
-                    _assign(blk, name, c.to(self.device, non_blocking=True))
+                    assign_tensor(blk, name, c.to(self.device, non_blocking=True))
                 ev = torch.cuda.Event()
                 ev.record(self.stream)
                 self.events[i] = ev
         else:
             for name, c in self.cpu[i].items():
-                _assign(blk, name, c.to(self.device))
+                assign_tensor(blk, name, c.to(self.device))
         self.loaded.add(i)
 
     def before_block(self, i: int) -> None:
@@ -76,7 +76,7 @@ class BlockOffloader:
         if i not in self.cpu:
             return
         for name, c in self.cpu[i].items():
-            _assign(self.blocks[i], name, c)
+            assign_tensor(self.blocks[i], name, c)
         self.loaded.discard(i)
 
 
@@ -88,7 +88,9 @@ def _tensors(module: nn.Module):
             yield name, b
 
 
-def _assign(module: nn.Module, name: str, value: torch.Tensor) -> None:
+def assign_tensor(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    """Swap the parameter (frozen) or buffer at dotted `name` for `value` without copying, so loading and
+    offload can move or materialise weights one tensor at a time."""
     mod_name, _, leaf = name.rpartition(".")
     mod = module.get_submodule(mod_name) if mod_name else module
     if leaf in mod._parameters:
@@ -114,5 +116,5 @@ def disable_block_offload(model: nn.Module, device: Optional[Union[str, torch.de
         return
     for i, store in off.cpu.items():
         for name, c in store.items():
-            _assign(off.blocks[i], name, c.to(device or off.device))
+            assign_tensor(off.blocks[i], name, c.to(device or off.device))
     model._offloader = None
