@@ -19,12 +19,64 @@ rule (one rank-1 update per token, prod_s (I - b_s k_s k_s^T)); this model appli
 against the same pre-update state (I - sum_s b_s k_s k_s^T), which differs at second order, so fla's
 kernels would change the numbers (dit_spec.md §11: the release uses fla only for its short conv). The
 frame-wise rule is GEMM-shaped (D x S x D per frame), which cuBLAS tensor cores already run at speed.
+
+On CUDA the same math runs as three Triton launches per stream (`gdn_triton.py`: the state stays in
+registers across frames instead of ~6 small launches per frame). `SANA_WM_GDN_KERNEL=torch|triton` forces
+one implementation (default: Triton on CUDA when it imports and has a kernel for the shapes, else this
+file); `SANA_WM_GDN_PRECISION=ieee|tf32x3|tf32` picks the Triton fp32-dot mode (default ieee, the
+numerics of this file's fp32 matmuls). CPU tensors always take this file's path unless forced.
 """
 from __future__ import annotations
 
+import logging
+import os
 from typing import Optional, Sequence
 
 import torch
+
+log = logging.getLogger(__name__)
+KERNEL_ENV = "SANA_WM_GDN_KERNEL"
+PRECISION_ENV = "SANA_WM_GDN_PRECISION"
+_triton_state: dict = {}  # "module": the imported gdn_triton, or "error": why it is unusable (logged once)
+
+
+def _triton_module():
+    """gdn_triton, imported on first CUDA use; None (after one log line) when triton is unusable."""
+    if "module" not in _triton_state and "error" not in _triton_state:
+        try:
+            from . import gdn_triton
+            _triton_state["module"] = gdn_triton
+        except Exception as exc:  # triton missing or broken: the torch path still works
+            _triton_state["error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("SANA-WM GDN: Triton kernel unavailable (%s); using the PyTorch scan", _triton_state["error"])
+    return _triton_state.get("module")
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "") == "1"
+
+
+def _pick_triton(q: torch.Tensor, v: torch.Tensor):
+    """The gdn_triton module when this call should run the Triton kernel, else None."""
+    choice = os.environ.get(KERNEL_ENV, "").strip().lower()
+    if choice not in ("", "auto", "torch", "triton"):
+        raise ValueError(f"{KERNEL_ENV}={choice!r}: use 'torch', 'triton' or leave it unset (auto)")
+    if choice == "torch" or (choice != "triton" and not q.is_cuda):
+        return None
+    if choice == "triton":
+        if not q.is_cuda and not _interpreting():
+            raise RuntimeError(f"{KERNEL_ENV}=triton needs CUDA tensors (got {q.device}); unset it or set "
+                               f"{KERNEL_ENV}=torch to run the PyTorch scan on this device")
+        mod = _triton_module()
+        if mod is None:
+            raise RuntimeError(f"{KERNEL_ENV}=triton but the Triton kernel cannot load "
+                               f"({_triton_state['error']}); install triton or set {KERNEL_ENV}=torch")
+        if not mod.supports(q, v):
+            raise RuntimeError(f"{KERNEL_ENV}=triton but no kernel for q {tuple(q.shape)} {q.dtype}, "
+                               f"v {tuple(v.shape)} {v.dtype} (head dims <= {mod.MAX_HEAD_DIM}); use torch")
+        return mod
+    mod = _triton_module()
+    return mod if mod is not None and mod.supports(q, v) else None
 
 
 def _transitions(k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +123,25 @@ def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Ten
     chunk_id: chunk index per frame for the chunk-causal variant (the reverse scan stops at chunk ends).
     Computes in fp32 (recurrent stability, as the reference) and returns (B, H, T, S, D) fp32.
     Heads are independent, so long videos run a few heads at a time to bound the fp32 working set.
+    On CUDA this runs the Triton kernel when available (see the module docstring for the switches).
     """
+    triton_mod = _pick_triton(q, v)
+    if triton_mod is not None:
+        precision = os.environ.get(PRECISION_ENV, "").strip().lower() or "ieee"
+        if precision not in triton_mod.PRECISIONS:
+            raise ValueError(f"{PRECISION_ENV}={precision!r}: use one of {triton_mod.PRECISIONS}")
+        try:
+            return triton_mod.frame_gdn_triton(q, k, v, beta, decay, q_den=q_den, k_den=k_den, eps=eps,
+                                               chunk_id=chunk_id, precision=precision)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as exc:  # e.g. a compile failure on an untested GPU: keep running, on torch
+            if os.environ.get(KERNEL_ENV, "").strip().lower() == "triton":
+                raise
+            _triton_state.pop("module", None)
+            _triton_state["error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("SANA-WM GDN: Triton kernel failed (%s); using the PyTorch scan from now on",
+                        _triton_state["error"])
     B, H = q.shape[:2]
     heads_per_call = max(1, GDN_CHUNK_ELEMENTS // max(1, q[:, :1].numel()))
     if heads_per_call < H:
