@@ -2,43 +2,161 @@
 
 Typical use in a loader / sampler node (nodes/models.py, nodes/sampling.py):
 
-    from .comfy_model import wrap_for_comfy, comfy_block_callback
-    import comfy.model_management as mm
+    from .comfy_model import wrap_for_comfy, load_for_sampling, comfy_block_callback
 
     model = load_transformer(path, dtype="bf16")                      # lives on the CPU
-    patcher = wrap_for_comfy(model, mm.get_torch_device(), mm.unet_offload_device())
-    ...                                                                # return patcher as SANAWM_MODEL
-    mm.load_models_gpu([patcher], memory_required=patcher.model.memory_required(latent.shape))
-    net = patcher.model
+    patcher = wrap_for_comfy(model)                                     # offload="none"
+    patcher = wrap_for_comfy(model, blocks_resident=4)                  # offload="block"
+    ...                                                                 # the loader returns it in SANAWM_MODEL
+    net = load_for_sampling(patcher, latent.shape, batch=2)           # comfy.model_management.load_models_gpu
     net.set_block_callback(comfy_block_callback())                    # Cancel stops within one block
-    v = net(x.to(patcher.load_device), t, text, mask, camera, plucker)
+    v = net(x, t, text, mask, camera, plucker)
 
-ComfyUI then places the weights on the GPU and frees them under memory pressure like any other model.
-When only part of the model fits, ComfyUI leaves some layers on the offload device; every layer of the
-DiT casts its weights to the activation's device on use, so that still runs (slowly). For long videos on
-a small card use `sana_wm_core.model.enable_block_offload(net, device, blocks_resident=k)` instead, which
-streams one block at a time with prefetching.
+ComfyUI then places the weights on the GPU, keeps them there between prompts and frees them under memory
+pressure (or on POST /free) like any other model. When only part of the model fits, ComfyUI leaves some
+layers on the offload device; every layer of the DiT casts its weights to the activation's device on use,
+so that still runs (slowly). For long videos on a small card the block-offload patcher streams the blocks
+instead (see `BlockOffloadPatcher`).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+import logging
+from typing import Callable, Optional, Sequence
 
 import torch
 
 import comfy.model_management as mm
 import comfy.model_patcher
+from comfy.patcher_extension import CallbacksMP
+
+from ..sana_wm_core.model.offload import disable_block_offload, enable_block_offload
+
+DEFAULT_BLOCKS_RESIDENT = 4
+STREAM_BUFFERS = 2          # the block being computed + the one being prefetched
+
+
+def _log_detach(patcher: "comfy.model_patcher.ModelPatcher", unpatch_all: bool) -> None:
+    if unpatch_all:       # False = ComfyUI re-registering a loaded model: nothing moves
+        logging.info("SANA-WM: Stage-1 DiT released to %s by ComfyUI model management", patcher.offload_device)
+
+
+def _param_device(model: torch.nn.Module, default: torch.device) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return default
+
+
+class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
+    """A ModelPatcher for a DiT whose blocks stream from CPU RAM (`enable_block_offload`).
+
+    ComfyUI must not place the whole model: its loader would move every block onto the GPU (defeating the
+    streaming) or leave arbitrary layers behind. So this patcher reports only the device footprint of the
+    streamed layout (non-block weights + `blocks_resident` blocks + two streaming buffers) and, when ComfyUI
+    loads it, installs the block offloader instead of moving modules; when ComfyUI frees it (memory pressure,
+    another model, POST /free) the offloader is removed and everything returns to the CPU. Fewer blocks stay
+    resident when ComfyUI's weight budget is smaller. The offload device is always the CPU.
+    """
+
+    def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device,
+                 size: int = 0, weight_inplace_update: bool = False,
+                 blocks_resident: int = DEFAULT_BLOCKS_RESIDENT) -> None:
+        sizes = [mm.module_size(b) for b in model.blocks]
+        self.num_blocks = len(sizes)
+        self.block_bytes = max(sizes, default=0)
+        self.base_bytes = mm.module_size(model) - sum(sizes)
+        self.blocks_resident = max(0, min(int(blocks_resident), len(sizes)))
+        super().__init__(model, load_device, offload_device, size=size or self.footprint(self.blocks_resident),
+                         weight_inplace_update=weight_inplace_update)
+
+    def footprint(self, resident: int) -> int:
+        """Device bytes of the weights with `resident` blocks kept on the device."""
+        streamed = min(STREAM_BUFFERS, self.num_blocks - resident)
+        return self.base_bytes + (resident + streamed) * self.block_bytes
+
+    def clone(self) -> "BlockOffloadPatcher":
+        n = super().clone()
+        n.blocks_resident = self.blocks_resident
+        return n
+
+    def _resident_within(self, budget: float) -> int:
+        if budget <= 0 or budget >= self.footprint(self.blocks_resident):
+            return self.blocks_resident
+        k = int((budget - self.footprint(0)) // max(self.block_bytes, 1))
+        return max(0, min(k, self.blocks_resident))
+
+    def partially_load(self, device_to, extra_memory=0, force_patch_weights=False) -> int:
+        """ComfyUI's load hook: install the offloader on `device_to` (no-op when already streaming there)."""
+        device_to = torch.device(device_to)
+        off = getattr(self.model, "_offloader", None)
+        if off is not None and off.device == device_to:
+            return 0
+        if off is not None:
+            self._release()
+        before = self.loaded_size()
+        # extra_memory 0 (or ComfyUI's 1e32) = no limit; 0.1 = NO_VRAM state -> stream every block
+        k = self._resident_within(0 if extra_memory >= 1e30 else extra_memory)
+        enable_block_offload(self.model, device_to, blocks_resident=k)
+        self.model.device = device_to
+        self.model.model_loaded_weight_memory = self.footprint(k)
+        logging.info("SANA-WM: block offload on %s, %d of %d blocks resident, %.1f MB on the device",
+                     device_to, k, len(self.model.blocks), self.footprint(k) / 2 ** 20)
+        return self.loaded_size() - before
+
+    def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False) -> int:
+        """ComfyUI asks for memory back: the streamed layout is released as a whole."""
+        freed = self.loaded_size()
+        self._release()
+        return freed
+
+    def detach(self, unpatch_all: bool = True) -> torch.nn.Module:
+        """unpatch_all=False (ComfyUI re-registering the same model, or the patcher being collected) keeps the
+        streamed layout where it is, as ModelPatcher keeps its weights; True moves everything to the CPU."""
+        self.eject_model()
+        self.model_patches_to(self.offload_device)
+        if unpatch_all:
+            self._release()
+        for callback in self.get_all_callbacks(CallbacksMP.ON_DETACH):
+            callback(self, unpatch_all)
+        return self.model
+
+    def _release(self) -> None:
+        disable_block_offload(self.model, self.offload_device)
+        self.model.to(self.offload_device)
+        self.model.device = self.offload_device
+        self.model.model_loaded_weight_memory = 0
 
 
 def wrap_for_comfy(model: torch.nn.Module, load_device: Optional[torch.device] = None,
-                   offload_device: Optional[torch.device] = None) -> "comfy.model_patcher.ModelPatcher":
+                   offload_device: Optional[torch.device] = None, *,
+                   blocks_resident: Optional[int] = None) -> "comfy.model_patcher.ModelPatcher":
     """A ModelPatcher around the DiT so `comfy.model_management.load_models_gpu([patcher])` manages it.
 
     load_device / offload_device default to ComfyUI's torch device and its diffusion-model offload device.
-    The patcher's `.model` is the DiT itself (same forward contract)."""
+    blocks_resident=None gives a plain ModelPatcher (ComfyUI places the whole model, partially when it does
+    not fit); an int gives a `BlockOffloadPatcher` (offload device: the CPU). The patcher's `.model` is the
+    DiT itself (same forward contract). Detaching logs one line, so the server log shows when ComfyUI frees it.
+    """
     load_device = load_device if load_device is not None else mm.get_torch_device()
-    offload_device = offload_device if offload_device is not None else mm.unet_offload_device()
-    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device,
-                                            size=mm.module_size(model))
+    if blocks_resident is not None:
+        patcher = BlockOffloadPatcher(model, load_device, torch.device("cpu"), blocks_resident=blocks_resident)
+    else:
+        offload_device = offload_device if offload_device is not None else mm.unet_offload_device()
+        if getattr(model, "device", None) is None:      # where the weights are now (ComfyUI's BaseModel does this)
+            model.device = _param_device(model, offload_device)
+        patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device,
+                                                   size=mm.module_size(model))
+    patcher.add_callback(CallbacksMP.ON_DETACH, _log_detach)
+    return patcher
+
+
+def load_for_sampling(patcher: "comfy.model_patcher.ModelPatcher", latent_shape: Sequence[int],
+                      batch: int = 1) -> torch.nn.Module:
+    """`load_models_gpu` with the DiT's activation estimate for a `batch`-row forward (CFG runs 2 rows in one
+    call, which cannot be split, so the minimum equals the requirement); returns the DiT, ready to run."""
+    shape = [int(batch)] + [int(s) for s in list(latent_shape)[1:]]
+    need = int(patcher.memory_required(shape)) if hasattr(patcher.model, "memory_required") else 0
+    mm.load_models_gpu([patcher], memory_required=need, minimum_memory_required=need)
+    return patcher.model
 
 
 def comfy_block_callback(progress: Optional[Callable[[int, int], None]] = None) -> Callable[[int, int], None]:

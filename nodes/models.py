@@ -7,7 +7,9 @@ accepts a Hugging Face repo id or a path, and fetches a missing repo from the hu
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,6 +21,7 @@ from ..sana_wm_core.sampling import Stage1Model, read_release
 from ..sana_wm_core.text import GemmaPromptEncoder
 from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
 from ..sana_wm_core.weights import locate_repo
+from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
 
 CATEGORY = "SANA-WM/loaders"
 BIDIRECTIONAL = "Efficient-Large-Model/SANA-WM_bidirectional"
@@ -76,6 +79,31 @@ def _dtype(choice: str, device: torch.device) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[choice]
 
 
+def _checkpoint_params(dit_path: Path) -> int:
+    """Parameter count from the safetensors headers (no tensor is read): sizes the initial placement."""
+    from safetensors import safe_open
+
+    path = Path(dit_path)
+    files = [path] if path.is_file() else sorted(path.glob("*.safetensors"))
+    total = 0
+    for f in files:
+        with safe_open(str(f), framework="pt") as sf:
+            for key in sf.keys():
+                n = 1
+                for d in sf.get_slice(key).get_shape():
+                    n *= int(d)
+                total += n
+    return total
+
+
+@dataclass
+class ComfyStage1Model(Stage1Model):
+    """SANAWM_MODEL as the loader returns it: the Stage-1 model plus the ComfyUI ModelPatcher that owns its
+    placement (`comfy.model_management` loads, keeps and frees it)."""
+
+    patcher: Any = None
+
+
 _STAGE1_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_bidirectional-diffusers": DIFFUSERS}
 
 
@@ -97,8 +125,10 @@ class SanaWMModelLoader:
                 "Weight dtype. auto = bf16 on GPUs that support it (fp16 otherwise), fp32 on CPU. fp8_e4m3 "
                 "stores the block weights in 8 bits (half the memory) and computes in bf16.")}),
             "offload": (["none", "block"], {"default": "none", "tooltip": (
-                "block: keep the weights in CPU RAM and stream one block at a time to the GPU (fits 24 GB "
-                "cards, slower). none: everything on the GPU.")}),
+                "none: ComfyUI's model management places the whole DiT on the GPU (partially when it does not "
+                "fit), keeps it there between prompts and frees it when memory is needed. block: the weights stay "
+                "in CPU RAM; a few blocks are kept on the GPU and the rest stream in one at a time (fits 24 GB "
+                "cards, slower).")}),
         }, "optional": {
             "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
                 "Overrides 'model': an absolute path to a release folder or DiT .safetensors file, or "
@@ -106,19 +136,31 @@ class SanaWMModelLoader:
         }}
 
     def load(self, model, dtype, offload, path_or_hub_id=""):
-        from ..sana_wm_core.model import enable_block_offload, load_transformer
+        """Weights go where ComfyUI's own diffusion-model loaders put them (`unet_inital_load_device`: the GPU
+        only when the model fits there and it has more free memory than the CPU, else the offload device);
+        offload="block" always loads to the CPU. The DiT is handed to ComfyUI's model management as a
+        ModelPatcher (see nodes/comfy_model.py); the sampler asks ComfyUI to place it."""
+        from ..sana_wm_core.model import load_transformer
 
+        if offload not in ("none", "block"):
+            raise ValueError(f"offload must be 'none' or 'block', got {offload!r}")
         root = resolve(model, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN,
                        patterns=["dit/*", "config.yaml", "transformer/*", "scheduler/*"])
         info = read_release(root)
         device = _device()
         wdtype = "fp8_e4m3" if dtype == "fp8_e4m3" else _dtype(dtype, device)
-        load_dev = "cpu" if offload == "block" else device
-        dit = load_transformer(info.dit_path, dtype=wdtype, device=load_dev)
-        if offload == "block" and device.type != "cpu":
-            enable_block_offload(dit, device)
-        return (Stage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
-                            source=str(info.root), dtype=wdtype, offload=offload, config=info.config),)
+        if offload == "block":
+            initial = torch.device("cpu")
+        else:
+            size_dtype = torch.bfloat16 if wdtype == "fp8_e4m3" else wdtype   # fp8 keeps non-block weights in bf16
+            initial = mm.unet_inital_load_device(_checkpoint_params(info.dit_path), size_dtype)
+        dit = load_transformer(info.dit_path, dtype=wdtype, device=initial)
+        dit.device = initial
+        patcher = wrap_for_comfy(dit, device, mm.unet_offload_device(),
+                                 blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None)
+        return (ComfyStage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
+                                 source=str(info.root), dtype=wdtype, offload=offload, config=info.config,
+                                 patcher=patcher),)
 
 
 class SanaWMTextEncoderLoader:

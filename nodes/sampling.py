@@ -11,6 +11,8 @@ from PIL import Image
 
 from ..sana_wm_core.sampling import (SAMPLERS, SanaWMLatent, Stage1Model, build_stage1_conditioning,
                                      latent_preview, sample_stage1)
+from ..sana_wm_core.sampling.stage1 import check_sampling_args
+from .comfy_model import comfy_block_callback, load_for_sampling, wrap_for_comfy
 
 CATEGORY = "SANA-WM/sampling"
 
@@ -101,13 +103,20 @@ class SanaWMSampler:
         }}
 
     def sample(self, model, conditioning, seed, steps, cfg, sampler, flow_shift=0.0):
+        """ComfyUI's model management places the DiT first (`load_models_gpu` with the DiT's activation
+        estimate; a no-op move on a --cpu server) and keeps it loaded afterwards: ComfyUI frees it when another
+        model needs the memory or on POST /free. Cancel is checked before every DiT block and every step."""
         if not isinstance(model, Stage1Model):
             raise ValueError("model must come from the SANA-WM Model Loader (SANAWM_MODEL)")
         shift = float(flow_shift) if flow_shift and flow_shift > 0 else float(model.flow_shift)
-        dit = model.transformer
+        patcher = getattr(model, "patcher", None)
+        if patcher is None:                      # a Stage1Model built outside the loader
+            patcher = wrap_for_comfy(model.transformer)
+        batch = 2 if check_sampling_args(conditioning, steps, cfg, sampler) else 1   # bad inputs fail before loading
+        dit = load_for_sampling(patcher, conditioning.latent_shape, batch)
         setter = getattr(dit, "set_block_callback", None)
         if setter is not None:
-            setter(lambda i, n: mm.throw_exception_if_processing_interrupted())
+            setter(comfy_block_callback())
         try:
             latents = sample_stage1(dit, conditioning, steps=steps, guidance_scale=cfg, seed=seed,
                                     flow_shift=shift, sampler=sampler, callback=_preview_hook(conditioning, steps),

@@ -3,45 +3,29 @@ refine -> decode/save (the sink's pixel frame is dropped: 17 frames -> 16), plus
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-import test_sampling_support as tiny
 from sana_wm_core.video import probe_mp4
+from stage1_graph import SAMPLER, VAE, stage1_graph, upload_first_frame
 
 pytestmark = pytest.mark.server
 
 
-def _workflow(image_name: str, *, refiner_path: str = "", refine_prompt: str = "", twice: bool = False) -> dict:
-    wf = {
-        "1": {"class_type": "LoadImage", "inputs": {"image": image_name}},
-        "2": {"class_type": "SanaWMCameraFromActions", "inputs": {
-            "action": "w-8,jw-4,iw-4", "translation_speed": 0.05, "rotation_speed_deg": 1.2,
-            "mapping": "classic", "num_frames": 0, "fps": 16.0}},
-        "3": {"class_type": "SanaWMSetIntrinsics", "inputs": {
-            "camera": ["2", 0], "mode": "pixels", "fov_deg": 60.0, "fov_y_deg": 0.0, "fx": 150.0, "fy": 150.0,
-            "cx": 100.0, "cy": 60.0, "image_width": 0, "image_height": 0, "trust_intrinsics": False}},
-        "4": {"class_type": "SanaWMTextEncoderLoader", "inputs": {
-            "text_encoder": "gemma-2-2b-it", "dtype": "auto", "after_encode": "offload"}},
-        "5": {"class_type": "SanaWMVAELoader", "inputs": {
-            "vae": "SANA-WM_bidirectional", "dtype": "auto", "tiling": "reference"}},
-        "6": {"class_type": "SanaWMModelLoader", "inputs": {
-            "model": "SANA-WM_bidirectional", "dtype": "auto", "offload": "none", "path_or_hub_id": ""}},
-        "7": {"class_type": "SanaWMImageToVideo", "inputs": {
-            "image": ["1", 0], "camera": ["3", 0], "text_encoder": ["4", 0], "vae": ["5", 0], "prompt": tiny.PROMPT,
-            "negative_prompt": "", "num_frames": 17, "width": 128, "height": 96}},
-        "8": {"class_type": "SanaWMSampler", "inputs": {
-            "model": ["6", 0], "conditioning": ["7", 0], "seed": 0, "steps": 2, "cfg": 5.0,
-            "sampler": "flow_euler_ltx"}},
+def _workflow(image_name: str, *, refiner_path: str = "", refine_prompt: str = "", twice: bool = False,
+              **stage1) -> dict:
+    wf = stage1_graph(image_name, **({"steps": 2} | stage1))
+    wf |= {
         "20": {"class_type": "SanaWMRefinerLoader", "inputs": {
             "repo": "SANA-WM_bidirectional", "dtype": "float32", "weight_format": "default", "offload_blocks": -1,
             "keep_loaded": False, "path_or_hub_id": refiner_path, "gemma3_folder": ""}},
         "21": {"class_type": "SanaWMRefine", "inputs": {
-            "refiner": ["20", 0], "latent": ["8", 0], "prompt": refine_prompt, "seed": 42, "fps": 16.0}},
+            "refiner": ["20", 0], "latent": [SAMPLER, 0], "prompt": refine_prompt, "seed": 42, "fps": 16.0}},
         "22": {"class_type": "SanaWMSaveVideo", "inputs": {
-            "vae": ["5", 0], "latent": ["21", 0], "filename_prefix": "SANA-WM/refined", "overlay": False,
+            "vae": [VAE, 0], "latent": ["21", 0], "filename_prefix": "SANA-WM/refined", "overlay": False,
             "fps": 0.0, "crf": 25}},
-        "23": {"class_type": "SanaWMDecode", "inputs": {"vae": ["5", 0], "latent": ["21", 0], "max_frames": 321}},
+        "23": {"class_type": "SanaWMDecode", "inputs": {"vae": [VAE, 0], "latent": ["21", 0], "max_frames": 321}},
         "24": {"class_type": "PreviewImage", "inputs": {"images": ["23", 0]}},
     }
     if twice:
@@ -53,11 +37,7 @@ def _workflow(image_name: str, *, refiner_path: str = "", refine_prompt: str = "
 
 @pytest.fixture(scope="module")
 def image_name(comfy_server, tmp_path_factory):
-    from scripts.comfy_server import copy_into_input
-
-    p = tmp_path_factory.mktemp("img") / "sanawm_refiner_first_frame.png"
-    tiny.image().save(p)
-    return copy_into_input(comfy_server.base, p)
+    return upload_first_frame(comfy_server, tmp_path_factory.mktemp("img"), "sanawm_refiner_first_frame.png")
 
 
 def test_refiner_nodes_registered_with_tooltips(comfy):
@@ -94,3 +74,34 @@ def test_missing_refiner_folder_names_where_it_looked(comfy, image_name):
 def test_refining_a_refined_latent_is_refused(comfy, image_name):
     res = comfy.run(_workflow(image_name, twice=True), timeout=300)
     assert res.status == "error" and "already refined" in res.error["exception_message"]
+
+
+def test_interrupt_during_refinement_then_next_prompt_succeeds(comfy, comfy_server, image_name):
+    """161 frames = 21 latent frames = 7 refiner chunks: Cancel after the first chunk stops the chunk loop
+    (ComfyUI reports the refine node as interrupted, with chunks left), and the server runs the next prompt."""
+    wf = _workflow(image_name, steps=1, num_frames=161, action="w-160", seed=11)
+    chunks: list = []
+    sent: list = []
+
+    def on_event(ev: dict) -> None:
+        data = ev.get("data", {})
+        if ev.get("type") == "progress" and data.get("node") == "21":
+            chunks.append((data["value"], data["max"]))
+            if not sent:
+                comfy.interrupt()
+                sent.append(time.time())
+        if ev.get("type") == "execution_interrupted":
+            sent.append(time.time())
+
+    res = comfy.run(wf, timeout=600, on_event=on_event)
+    assert res.status == "interrupted", (res.status, res.error)
+    stop = [e["data"] for e in res.events if e.get("type") == "execution_interrupted"][0]
+    assert stop["node_id"] == "21" and stop["node_type"] == "SanaWMRefine"
+    done, total = max(chunks)
+    print(f"\nrefine: interrupt sent after chunk {chunks[0][0]} of {total}, last chunk reported {done}, "
+          f"stopped {sent[-1] - sent[0]:.2f}s after the interrupt")
+    assert total == 7 and done < total
+    assert "Processing interrupted" in comfy_server.log()
+    res = comfy.run(_workflow(image_name, seed=12), timeout=300)          # 17 frames, a new seed: really runs
+    assert res.status == "success", res.error
+    assert len(res.outputs["24"]["images"]) == 16

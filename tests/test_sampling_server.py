@@ -2,60 +2,37 @@
 mp4 + camera JSON (+ ComfyUI's core SaveVideo taking our VIDEO output), clear errors, interrupt."""
 from __future__ import annotations
 
+import io
 import json
-import threading
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import test_sampling_support as tiny
 from sana_wm_core.video import probe_mp4
+from stage1_graph import SAMPLER, VAE, stage1_graph, upload_first_frame, with_preview
 
 pytestmark = pytest.mark.server
 
 
 def _workflow(image_name: str, *, steps: int = 4, model_override: str = "", prompt: str = tiny.PROMPT,
-              save: bool = True) -> dict:
-    wf = {
-        "1": {"class_type": "LoadImage", "inputs": {"image": image_name}},
-        "2": {"class_type": "SanaWMCameraFromActions", "inputs": {
-            "action": "w-8,jw-4,iw-4", "translation_speed": 0.05, "rotation_speed_deg": 1.2,
-            "mapping": "classic", "num_frames": 0, "fps": 16.0}},
-        "3": {"class_type": "SanaWMSetIntrinsics", "inputs": {
-            "camera": ["2", 0], "mode": "pixels", "fov_deg": 60.0, "fov_y_deg": 0.0, "fx": 150.0, "fy": 150.0,
-            "cx": 100.0, "cy": 60.0, "image_width": 0, "image_height": 0, "trust_intrinsics": False}},
-        "4": {"class_type": "SanaWMTextEncoderLoader", "inputs": {
-            "text_encoder": "gemma-2-2b-it", "dtype": "auto", "after_encode": "offload"}},
-        "5": {"class_type": "SanaWMVAELoader", "inputs": {
-            "vae": "SANA-WM_bidirectional", "dtype": "auto", "tiling": "reference"}},
-        "6": {"class_type": "SanaWMModelLoader", "inputs": {
-            "model": "SANA-WM_bidirectional", "dtype": "auto", "offload": "none",
-            "path_or_hub_id": model_override}},
-        "7": {"class_type": "SanaWMImageToVideo", "inputs": {
-            "image": ["1", 0], "camera": ["3", 0], "text_encoder": ["4", 0], "vae": ["5", 0], "prompt": prompt,
-            "negative_prompt": "", "num_frames": 17, "width": 128, "height": 96}},
-        "8": {"class_type": "SanaWMSampler", "inputs": {
-            "model": ["6", 0], "conditioning": ["7", 0], "seed": 0, "steps": steps, "cfg": 5.0,
-            "sampler": "flow_euler_ltx"}},
-    }
+              save: bool = True, **stage1) -> dict:
+    wf = stage1_graph(image_name, steps=steps, model_override=model_override, prompt=prompt, **stage1)
     if save:
         wf["9"] = {"class_type": "SanaWMSaveVideo", "inputs": {
-            "vae": ["5", 0], "latent": ["8", 0], "filename_prefix": "SANA-WM/stage1", "overlay": True,
+            "vae": [VAE, 0], "latent": [SAMPLER, 0], "filename_prefix": "SANA-WM/stage1", "overlay": True,
             "fps": 0.0, "crf": 25}}
         wf["10"] = {"class_type": "SaveVideo", "inputs": {
             "video": ["9", 0], "filename_prefix": "core/from_sanawm", "format": "auto", "codec": "auto"}}
-        wf["11"] = {"class_type": "SanaWMDecode", "inputs": {"vae": ["5", 0], "latent": ["8", 0], "max_frames": 321}}
-        wf["12"] = {"class_type": "PreviewImage", "inputs": {"images": ["11", 0]}}
+        with_preview(wf)
     return wf
 
 
 @pytest.fixture(scope="module")
 def image_name(comfy_server, tmp_path_factory):
-    from scripts.comfy_server import copy_into_input
-
-    p = tmp_path_factory.mktemp("img") / "sanawm_first_frame.png"
-    tiny.image().save(p)
-    return copy_into_input(comfy_server.base, p)
+    return upload_first_frame(comfy_server, tmp_path_factory.mktemp("img"), "sanawm_first_frame.png")
 
 
 def test_nodes_registered_with_tooltips(comfy):
@@ -104,16 +81,74 @@ def test_empty_prompt_is_refused(comfy, image_name):
     assert res.status == "error" and "prompt is empty" in res.error["exception_message"]
 
 
-def test_interrupt_then_next_prompt_succeeds(comfy, image_name):
-    wf = _workflow(image_name, steps=400)
-    wf["8"]["inputs"]["seed"] = 7                              # not cached: really samples
-    timer = threading.Timer(4.0, comfy.interrupt)
-    timer.start()
-    try:
-        res = comfy.run(wf, timeout=300)
-    finally:
-        timer.cancel()
+REQUESTED = "Requested to load SanaWMTransformer"        # comfy.model_management.load_models_gpu's own line
+RELEASED = "SANA-WM: Stage-1 DiT released to cpu by ComfyUI model management"
+
+
+def _run_logged(comfy, comfy_server, wf: dict) -> tuple:
+    mark = len(comfy_server.log())
+    res = comfy.run(wf, timeout=300)
+    assert res.status == "success", res.error
+    return res, comfy_server.log()[mark:]
+
+
+def test_model_management_loads_keeps_frees_and_reloads_the_dit(comfy, comfy_server, image_name):
+    """ComfyUI 0.3.75 lists loaded models nowhere over HTTP (/system_stats has device totals only), so the
+    server log is the observable: load_models_gpu logs 'Requested to load' only for a model it does not hold."""
+    def graph(seed: int) -> dict:             # dtype fp32: a loader input no other test uses = a fresh DiT
+        return with_preview(stage1_graph(image_name, steps=2, seed=seed, dtype="fp32"))
+
+    _, log = _run_logged(comfy, comfy_server, graph(101))
+    assert REQUESTED in log and "loaded completely" in log, log[-3000:]
+    _, log = _run_logged(comfy, comfy_server, graph(102))
+    assert REQUESTED not in log                              # kept loaded between prompts
+    mark = len(comfy_server.log())
+    comfy.post_json("/free", {"unload_models": True})
+    deadline = time.time() + 30
+    while RELEASED not in comfy_server.log()[mark:] and time.time() < deadline:
+        time.sleep(0.2)
+    assert RELEASED in comfy_server.log()[mark:], comfy_server.log()[mark:][-3000:]
+    _, log = _run_logged(comfy, comfy_server, graph(103))
+    assert REQUESTED in log                                  # freed by ComfyUI, placed again for this prompt
+
+
+def test_block_offload_is_placed_by_model_management_with_the_same_result(comfy, comfy_server, image_name):
+    runs = {}
+    for offload in ("none", "block"):
+        res, log = _run_logged(comfy, comfy_server, with_preview(stage1_graph(image_name, steps=2, seed=201,
+                                                                              offload=offload)))
+        runs[offload] = [np.asarray(Image.open(io.BytesIO(comfy.view(f["filename"], f.get("subfolder", ""),
+                                                                      f["type"]))))
+                         for f in res.outputs["12"]["images"]]      # pixels (the PNGs embed the prompt)
+    assert "SANA-WM: block offload on cpu, 4 of 4 blocks resident" in log and REQUESTED in log
+    assert len(runs["block"]) == 17 and all(np.array_equal(a, b) for a, b in zip(runs["block"], runs["none"]))
+
+
+def test_interrupt_during_sampling_stops_within_a_step(comfy, comfy_server, image_name):
+    """Cancel after the second step: ComfyUI reports the sampler as interrupted and at most one more step
+    reports progress (the DiT checks the flag before every block), then the next prompt succeeds."""
+    wf = with_preview(stage1_graph(image_name, steps=400, seed=7, num_frames=161, action="w-160"))
+    steps: list = []
+    acked: list = []
+
+    def on_event(ev: dict) -> None:
+        data = ev.get("data", {})
+        if ev.get("type") == "progress" and data.get("node") == SAMPLER:
+            steps.append((data["value"], time.time(), bool(acked)))
+            if data["value"] >= 2 and not acked:
+                comfy.interrupt()
+                acked.append(time.time())
+        if ev.get("type") == "execution_interrupted":
+            acked.append(time.time())
+
+    res = comfy.run(wf, timeout=300, on_event=on_event)
     assert res.status == "interrupted", (res.status, res.error)
-    wf = _workflow(image_name, steps=2)
-    wf["8"]["inputs"]["seed"] = 8
-    assert comfy.run(wf, timeout=300).status == "success"
+    stop = [e["data"] for e in res.events if e.get("type") == "execution_interrupted"][0]
+    assert stop["node_id"] == SAMPLER
+    after = [v for v, _, late in steps if late]
+    step_s = (steps[1][1] - steps[0][1]) if len(steps) > 1 else float("nan")
+    print(f"\nsampling: one step ~{step_s:.3f}s, {len(after)} step(s) reported after the interrupt, stopped "
+          f"{acked[-1] - acked[0]:.3f}s after it, at step {steps[-1][0]} of 400")
+    assert len(after) <= 1 and steps[-1][0] < 400
+    res = comfy.run(_workflow(image_name, steps=2, seed=8), timeout=300)
+    assert res.status == "success", res.error

@@ -68,7 +68,8 @@ def _velocity(out) -> torch.Tensor:
     return sample if isinstance(sample, torch.Tensor) else out[0]
 
 
-def _check_args(cond: Stage1Conditioning, steps: int, guidance_scale: float, sampler: str) -> bool:
+def check_sampling_args(cond: Stage1Conditioning, steps: int, guidance_scale: float, sampler: str) -> bool:
+    """ValueError for a bad sampler / steps / cfg / conditioning (before any model work); True when CFG runs."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if int(steps) < 1:
@@ -89,7 +90,7 @@ def sample_stage1(transformer: VelocityModel, cond: Stage1Conditioning, *, steps
                   interrupt: InterruptCheck | None = None, dtype: torch.dtype | None = None,
                   device: torch.device | str | None = None) -> torch.Tensor:
     """Denoise the Stage-1 latent; returns (1,C,L,h,w) in the model dtype on the model device."""
-    do_cfg = _check_args(cond, steps, guidance_scale, sampler)
+    do_cfg = check_sampling_args(cond, steps, guidance_scale, sampler)
     m_dtype, m_device = model_dtype_device(transformer) if isinstance(transformer, torch.nn.Module) else (
         torch.float32, torch.device("cpu"))
     dtype = dtype or m_dtype
