@@ -110,7 +110,8 @@ def enable_block_offload(model: nn.Module, device: Union[str, torch.device],
 
 
 def disable_block_offload(model: nn.Module, device: Optional[Union[str, torch.device]] = None) -> None:
-    """Bring every block back (to `device`, default the offload device) and remove the hooks."""
+    """Bring every block back to `device` (default: the compute device the blocks streamed to) and remove the
+    hooks; pass "cpu" to park the whole model on the host."""
     off = getattr(model, "_offloader", None)
     if off is None:
         return
