@@ -69,13 +69,15 @@ def run_gpu(args) -> None:
                     times.append(time.perf_counter() - t0)
                 peak = (torch.cuda.max_memory_allocated() - base) / 2**30
             except Exception as exc:  # report and keep benchmarking the other variants
-                rows.append((branch, f"{impl} {prec}".strip(), None, None, None, None, f"{type(exc).__name__}: {exc}"))
+                err = f"{type(exc).__name__}: {exc}"
+                rows.append((branch, f"{impl} {prec}".strip(), None, None, None, None, err))
                 continue
             ms = 1e3 * sorted(times)[len(times) // 2]
             if ref is None:
                 ref, ref_ms = out, ms
             diff = (out - ref).abs().max().item()
-            rows.append((branch, f"{impl} {prec}".strip(), ms, ref_ms / ms, diff, peak, f"{min_bytes / ms / 1e6:.0f} GB/s"))
+            bw = f"{min_bytes / ms / 1e6:.0f} GB/s"
+            rows.append((branch, f"{impl} {prec}".strip(), ms, ref_ms / ms, diff, peak, bw))
             del out
         del ref
     print(f"{'branch':16} {'impl':15} {'ms':>9} {'speed-up':>9} {'max|diff|':>10} {'extra GiB':>9}  note")

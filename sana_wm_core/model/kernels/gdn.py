@@ -20,7 +20,7 @@ against the same pre-update state (I - sum_s b_s k_s k_s^T), which differs at se
 kernels would change the numbers (dit_spec.md §11: the release uses fla only for its short conv). The
 frame-wise rule is GEMM-shaped (D x S x D per frame), which cuBLAS tensor cores already run at speed.
 
-On CUDA the same math runs as three Triton launches per stream (`gdn_triton.py`: the state stays in
+On CUDA the same math runs as 4-6 Triton launches per call (`gdn_triton.py`: the state stays in
 registers across frames instead of ~6 small launches per frame). `SANA_WM_GDN_KERNEL=torch|triton` forces
 one implementation (default: Triton on CUDA when it imports and has a kernel for the shapes, else this
 file); `SANA_WM_GDN_PRECISION=ieee|tf32x3|tf32` picks the Triton fp32-dot mode (default ieee, the
