@@ -65,6 +65,17 @@ for i, (B, H, T, S, D, Dv, cid, dt) in enumerate(cases):
         row[name + "_routed"] = (routed - direct).abs().max().item()
         row[name + "_shape_ok"] = tuple(direct.shape) == tuple(ref.shape) and direct.dtype == torch.float32
     report.append(row)
+
+# the first-use self-check: the real kernel passes; a kernel that is slightly wrong (1% off) is refused
+import logging, types
+from sana_wm_core.model.kernels import gdn_triton
+logging.basicConfig(level=logging.WARNING)
+q, v = torch.zeros(1, 1, 1, 1, 112), torch.zeros(1, 1, 1, 1, 112)
+good = [gdn.triton_self_check(gdn_triton, q, v, norm, "ieee") for norm in (False, True)]
+wrong = types.SimpleNamespace(frame_gdn_triton=lambda *a, **kw: gdn_triton.frame_gdn_triton(*a, **kw) * 1.01)
+q48 = torch.zeros(1, 1, 1, 1, 48)  # other head dims: a fresh cache entry for the wrong kernel
+bad = [gdn.triton_self_check(wrong, q48, q48, norm, "ieee") for norm in (False, True)]
+print("SELFCHECK" + json.dumps({"good": good, "bad": bad}))
 print("REPORT" + json.dumps(report))
 '''
 
@@ -78,14 +89,21 @@ def interpreter_report(tmp_path_factory) -> list:
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT")][-1]
-    return json.loads(line[len("REPORT"):])
+    check = [ln for ln in proc.stdout.splitlines() if ln.startswith("SELFCHECK")][-1]
+    return {"cases": json.loads(line[len("REPORT"):]), "self_check": json.loads(check[len("SELFCHECK"):]),
+            "log": proc.stderr}
+
+
+def test_first_use_self_check_accepts_the_kernel_and_refuses_a_wrong_one(interpreter_report):
+    assert interpreter_report["self_check"] == {"good": [True, True], "bad": [False, False]}
+    assert interpreter_report["log"].count("self-check failed") == 2
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_triton_kernel_matches_torch_under_interpreter(interpreter_report, case):
     """Numerator-only (camera branch) and normalised (main branch) outputs, both scan directions, chunk
     resets, bf16 inputs and padded head dims: the kernel equals frame_gdn to fp32 rounding."""
-    row = interpreter_report[case]
+    row = interpreter_report["cases"][case]
     for name in ("num", "den"):
         assert row[name + "_shape_ok"]
         assert row[name + "_scale"] > 0.1  # the comparison is not between two near-zero tensors

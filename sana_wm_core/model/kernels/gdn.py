@@ -24,7 +24,9 @@ On CUDA the same math runs as 4-6 Triton launches per call (`gdn_triton.py`: the
 registers across frames instead of ~6 small launches per frame). `SANA_WM_GDN_KERNEL=torch|triton` forces
 one implementation (default: Triton on CUDA when it imports and has a kernel for the shapes, else this
 file); `SANA_WM_GDN_PRECISION=ieee|tf32x3|tf32` picks the Triton fp32-dot mode (default ieee, the
-numerics of this file's fp32 matmuls). CPU tensors always take this file's path unless forced.
+numerics of this file's fp32 matmuls). CPU tensors always take this file's path unless forced. In auto
+mode the Triton kernel must first pass `triton_self_check` (once per device, dtype and head dims) against
+this file's scan; a kernel that fails to compile, raises or disagrees is never used.
 """
 from __future__ import annotations
 
@@ -50,6 +52,47 @@ def _triton_module():
             _triton_state["error"] = f"{type(exc).__name__}: {exc}"
             log.warning("SANA-WM GDN: Triton kernel unavailable (%s); using the PyTorch scan", _triton_state["error"])
     return _triton_state.get("module")
+
+
+_SELF_CHECK_TOL = {"ieee": 1e-4, "tf32x3": 1e-3, "tf32": 3e-2}  # relative to the largest output
+_self_checks: dict = {}  # (device, dtype, Dk, Dv, normalised, precision) -> bool
+
+
+def triton_self_check(mod, q: torch.Tensor, v: torch.Tensor, normalised: bool, precision: str) -> bool:
+    """Runs the Triton kernel once against the PyTorch scan on a small random problem with this call's device,
+    dtype and head dims before trusting it (cached). The kernel was validated under Triton's interpreter and
+    compiled for sm_90 without spills, but a GPU, driver or Triton version it has not met could still
+    compute wrong numbers without raising: then this says so once and the PyTorch scan is used instead."""
+    key = (str(q.device), q.dtype, q.shape[-1], v.shape[-1], normalised, precision)
+    if key not in _self_checks:
+        g = torch.Generator().manual_seed(0)
+        B, H, T, S = 1, 2, 5, 37  # S not a power of two, several frames in both directions
+
+        def rnd(*shape, scale=1.0, positive=False):
+            x = torch.rand(*shape, generator=g) if positive else torch.randn(*shape, generator=g)
+            return (x * scale).to(q.device, q.dtype)
+
+        dk, dv = q.shape[-1], v.shape[-1]
+        args = (rnd(B, H, T, S, dk), rnd(B, H, T, S, dk, scale=dk ** -0.5), rnd(B, H, T, S, dv),
+                rnd(B, H, T, S, scale=0.5, positive=True), 0.5 + rnd(B, H, T, scale=0.5, positive=True))
+        den = {}
+        if normalised:  # positive features keep the denominator away from zero
+            den = {"q_den": rnd(B, H, T, S, dk, positive=True), "k_den": rnd(B, H, T, S, dk, positive=True)}
+        try:
+            ref = _frame_gdn_torch(*args, **den)
+            out = mod.frame_gdn_triton(*args, **den, precision=precision).float()
+            err = float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-6))
+            ok = bool(torch.isfinite(out).all()) and err <= _SELF_CHECK_TOL[precision]
+            why = f"max relative error {err:.2e} > {_SELF_CHECK_TOL[precision]:.0e}"
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as exc:  # a compile or launch failure: same outcome as a wrong answer
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+        if not ok:
+            log.warning("SANA-WM GDN: Triton kernel self-check failed on %s (%s); using the PyTorch scan for "
+                        "these shapes", q.device, why)
+        _self_checks[key] = ok
+    return _self_checks[key]
 
 
 def _interpreting() -> bool:
@@ -130,6 +173,10 @@ def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Ten
         precision = os.environ.get(PRECISION_ENV, "").strip().lower() or "ieee"
         if precision not in triton_mod.PRECISIONS:
             raise ValueError(f"{PRECISION_ENV}={precision!r}: use one of {triton_mod.PRECISIONS}")
+        forced = os.environ.get(KERNEL_ENV, "").strip().lower() == "triton"
+        if not forced and not triton_self_check(triton_mod, q, v, q_den is not None, precision):
+            triton_mod = None
+    if triton_mod is not None:
         try:
             return triton_mod.frame_gdn_triton(q, k, v, beta, decay, q_den=q_den, k_den=k_den, eps=eps,
                                                chunk_id=chunk_id, precision=precision)
@@ -142,13 +189,18 @@ def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Ten
             _triton_state["error"] = f"{type(exc).__name__}: {exc}"
             log.warning("SANA-WM GDN: Triton kernel failed (%s); using the PyTorch scan from now on",
                         _triton_state["error"])
+    return _frame_gdn_torch(q, k, v, beta, decay, q_den=q_den, k_den=k_den, eps=eps, chunk_id=chunk_id)
+
+
+def _frame_gdn_torch(q, k, v, beta, decay, *, q_den=None, k_den=None, eps=1e-8, chunk_id=None) -> torch.Tensor:
+    """The PyTorch scan (batched GEMMs); see `frame_gdn`."""
     B, H = q.shape[:2]
     heads_per_call = max(1, GDN_CHUNK_ELEMENTS // max(1, q[:, :1].numel()))
     if heads_per_call < H:
         out = torch.empty(q.shape, dtype=torch.float32, device=q.device)
         for h in range(0, H, heads_per_call):
             sl = slice(h, h + heads_per_call)
-            out[:, sl] = frame_gdn(q[:, sl], k[:, sl], v[:, sl], beta[:, sl], decay[:, sl],
+            out[:, sl] = _frame_gdn_torch(q[:, sl], k[:, sl], v[:, sl], beta[:, sl], decay[:, sl],
                                    q_den=None if q_den is None else q_den[:, sl],
                                    k_den=None if k_den is None else k_den[:, sl], eps=eps, chunk_id=chunk_id)
         return out
