@@ -56,9 +56,11 @@ fi
 # 3. every dependency, pinned (ComfyUI's requirements, diffusers, fla, test tools).
 $PIP install -c "$CONS" -r "$LOCK"
 
-# 4. venv-level fixes for the CUDA-built torchvision/torchaudio wheels on CPU torch.
+# 4. venv-level fixes. torchaudio 2.11.0 (the newest there is) ships C++ extensions built for another torch
+#    and CUDA: without them it runs in pure-Python mode, which is all ComfyUI uses. On CPU torch the CUDA-built
+#    torchvision also needs two op schemas defined before it is imported.
+rm -f "$SP"/torchaudio/lib/*.so
 if ! "$VENV/bin/python" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  rm -f "$SP"/torchaudio/lib/*.so
   cp "$ROOT/scripts/_tv_cpu_shim.py" "$SP/_tv_cpu_shim.py"
   echo "import _tv_cpu_shim" > "$SP/_tv_cpu_shim.pth"
 fi
