@@ -37,7 +37,8 @@ def _repo_choices() -> list[str]:
             continue
         for name in sorted(os.listdir(base)):
             for sub in ("refiner", "refiner_diffusers", ""):
-                if os.path.isfile(os.path.join(base, name, sub, "transformer", "config.json")):
+                root = os.path.join(base, name, sub)  # a refiner has connectors beside its transformer
+                if all(os.path.isfile(os.path.join(root, part, "config.json")) for part in ("transformer", "connectors")):
                     found.append(name)
                     break
     return found or [DEFAULT_REPO]
