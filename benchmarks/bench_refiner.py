@@ -132,16 +132,25 @@ def main() -> int:
         variants = [(None, False), (4, False), (None, True), (4, True)]
     print(f"# refiner benchmark: {'full-size' if args.full else 'tiny'} on {'cuda' if args.cuda else 'cpu'}, "
           f"{args.dtype}, {os.cpu_count()} cpus")
+    print("\n| offload blocks | fp8 | latent frames | video frames | chunks | total s | s / chunk (median) "
+          "| s / video frame | peak RSS MiB | peak VRAM MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for offload, fp8 in variants:
-        print(f"## offload_blocks={offload} fp8={fp8}")
-        for n in lengths:
+        for n in lengths:  # one clean process per run, so each peak is its own
             cmd = [sys.executable, __file__, "--frames", str(n), "--dtype", args.dtype]
             cmd += ["--full"] * args.full + ["--cuda"] * args.cuda + ["--fp8"] * fp8
             cmd += ["--offload", str(offload)] if offload is not None else []
             cmd += ["--weights", args.weights] if args.weights else []
             proc = subprocess.run(cmd, capture_output=True, text=True)
-            line = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 else f"FAILED: {proc.stderr[-800:]}"
-            print(line, flush=True)
+            if proc.returncode != 0:
+                print(f"| {offload if offload is not None else 'all'} | {fp8} | {n} | FAILED: "
+                      f"{proc.stderr.strip().splitlines()[-1][:120] if proc.stderr.strip() else proc.returncode} |")
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            vram = f"{r['peak_cuda_gib'] * 1024:.0f}" if r.get("peak_cuda_gib") else "-"
+            print(f"| {offload if offload is not None else 'all'} | {fp8} | {r['latent_frames']} | "
+                  f"{r['video_frames']} | {r['chunks']} | {r['total_s']:.3f} | {r['chunk_median_s']:.4f} | "
+                  f"{r['total_s'] / r['video_frames']:.5f} | {r['peak_rss_mib']:.0f} | {vram} |", flush=True)
     return 0
 
 
