@@ -92,7 +92,7 @@ def page(browser, comfy_server):
 
 @pytest.fixture()
 def drv(page):
-    page.execute_script("window.fetch = window.__sanawmTestFetch; app.graph.clear();")
+    page.execute_script("window.fetch = window.__sanawmTestFetch; app.clean();  // graph, node outputs and previews left by earlier tests")
     yield page
     page.execute_script("window.fetch = window.__sanawmTestFetch;")
 

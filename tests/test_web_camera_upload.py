@@ -163,7 +163,7 @@ def page(browser, comfy_server):
 
 @pytest.fixture()
 def drv(page):
-    page.execute_script("app.graph.clear();")
+    page.execute_script("app.clean();")  # graph, node outputs and previews left by earlier tests
     return page
 
 
