@@ -62,14 +62,12 @@ def _preview_png(comfy, result) -> np.ndarray:
     return arr
 
 
-def test_nodes_registered_with_tooltips(comfy):
+def test_nodes_registered(comfy):
+    """Tooltips on every input of every pack node: tests/test_foundation_server.py."""
     info = comfy.object_info()
     for name in NODES:
         assert name in info, f"{name} not registered"
         assert info[name]["category"].startswith("SANA-WM/")
-        for section in ("required", "optional"):
-            for inp, decl in info[name]["input"].get(section, {}).items():
-                assert decl[1].get("tooltip"), f"{name}.{inp} has no tooltip"
     assert info["SanaWMCameraPreview"]["output_node"] is True
     assert info["SanaWMCameraFromActions"]["output"] == ["SANAWM_CAMERA"]
 

@@ -35,14 +35,12 @@ def image_name(comfy_server, tmp_path_factory):
     return upload_first_frame(comfy_server, tmp_path_factory.mktemp("img"), "sanawm_first_frame.png")
 
 
-def test_nodes_registered_with_tooltips(comfy):
+def test_nodes_registered(comfy):
+    """Tooltips on every input of every pack node: tests/test_foundation_server.py."""
     info = comfy.object_info()
     for name in ("SanaWMModelLoader", "SanaWMTextEncoderLoader", "SanaWMVAELoader", "SanaWMImageToVideo",
                  "SanaWMSampler", "SanaWMDecode", "SanaWMSaveVideo"):
         assert name in info, name
-        for section in ("required", "optional"):
-            for inp, spec in info[name]["input"].get(section, {}).items():
-                assert len(spec) > 1 and spec[1].get("tooltip"), f"{name}.{inp} has no tooltip"
     assert "SANA-WM_bidirectional" in info["SanaWMModelLoader"]["input"]["required"]["model"][0]
 
 
