@@ -11,25 +11,24 @@ PYTEST_ARGS ?=
 setup:
 	@bash scripts/setup_env.sh
 
-$(PY):
-	@bash scripts/setup_env.sh
-
-serve: $(PY)
+serve:
 	@bash scripts/setup_env.sh >/dev/null
 	@echo "ComfyUI with SANA-WM on http://127.0.0.1:$(PORT) (models in comfy_base/models)"
 	exec $(PY) $(VENV)/ComfyUI/main.py --listen 127.0.0.1 --port $(PORT) \
 	  --base-directory comfy_base --database-url sqlite:///$(CURDIR)/comfy_base/user/comfyui.db \
-	  --disable-auto-launch --disable-api-nodes $(if $(shell $(PY) -c 'import torch;print(int(torch.cuda.is_available()))' 2>/dev/null | grep 1),,--cpu)
+	  --disable-auto-launch --disable-api-nodes \
+	  $$($(PY) -c 'import torch; print("" if torch.cuda.is_available() else "--cpu")')
 
-demo: $(PY)
+demo:
 	@bash scripts/setup_env.sh >/dev/null
 	$(PY) scripts/demo.py $(if $(WEIGHTS),--weights $(WEIGHTS),)
 
-test: $(PY)
+test:
 	@bash scripts/setup_env.sh
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests $(PYTEST_ARGS)
 
-bench: $(PY)
+bench:
+	@bash scripts/setup_env.sh >/dev/null
 	$(PY) benchmarks/bench_dit_cpu.py
 
 clean:
