@@ -71,7 +71,7 @@ def one_run(args) -> dict:
             net = _full_random_transformer(dtype, args.fp8)
         channels, ctx_dim, ctx_len, h, w = 128, 3840, 1024, 22, 40
     else:
-        from sana_wm_core.refiner.tiny import tiny_components
+        from sana_wm_core.testing.tiny_refiner import tiny_components
         net = tiny_components(latent_channels=16)["transformer"].to(dtype)
         channels, ctx_dim, ctx_len, h, w = 16, 64, 128, 6, 8
     for name in _TOP_VIDEO_MODULES:

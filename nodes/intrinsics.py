@@ -12,7 +12,7 @@ import folder_paths
 
 from ..sana_wm_core.camera import load_intrinsics_file
 from ..sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
-from ..sana_wm_core.intrinsics import HUB_CHOICE, METHODS, estimate_intrinsics, image_from_tensor, resolve_checkpoint
+from ..sana_wm_core.pi3x import HUB_CHOICE, METHODS, estimate_intrinsics, image_from_tensor, resolve_checkpoint
 
 log = logging.getLogger("sana_wm")
 PI3X_FOLDER = "pi3x"

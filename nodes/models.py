@@ -17,7 +17,7 @@ import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
-from ..sana_wm_core.sampling import Stage1Model, read_release
+from ..sana_wm_core.model import Stage1Model, read_release
 from ..sana_wm_core.text import GemmaPromptEncoder
 from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
 from ..sana_wm_core.weights import locate_repo

@@ -9,8 +9,8 @@ import comfy.model_management as mm
 import comfy.utils
 from PIL import Image
 
-from ..sana_wm_core.sampling import (SAMPLERS, SanaWMLatent, Stage1Model, build_stage1_conditioning,
-                                     latent_preview, sample_stage1)
+from ..sana_wm_core.model import Stage1Model
+from ..sana_wm_core.sampling import SAMPLERS, SanaWMLatent, build_stage1_conditioning, latent_preview, sample_stage1
 from ..sana_wm_core.sampling.stage1 import check_sampling_args
 from .comfy_model import comfy_block_callback, load_for_sampling, wrap_for_comfy
 

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workflow = json.loads((REPO / "workflows" / f"{args.workflow}_api.json").read_text())
     if args.weights == "tiny":
-        from sana_wm_core.weights.tiny import TINY_HEIGHT, TINY_WIDTH, build_all
+        from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH, build_all
 
         base = REPO / "out" / "demo_tiny_base"
         if not (base / "models" / "sana_wm").exists():

@@ -151,7 +151,7 @@ def test_missing_triton_logs_once_and_forced_use_explains(monkeypatch, caplog):
     """A kernel module that cannot import: one warning, then None; forcing it names the cause."""
     monkeypatch.setattr(gdn, "_triton_state", {})
     monkeypatch.setitem(sys.modules, "sana_wm_core.model.kernels.gdn_triton", None)  # import -> ImportError
-    with caplog.at_level(logging.WARNING, logger=gdn.__name__):
+    with caplog.at_level(logging.WARNING, logger="sana_wm"):
         assert gdn._triton_module() is None
         assert gdn._triton_module() is None
     assert sum("Triton kernel unavailable" in r.getMessage() for r in caplog.records) == 1

@@ -32,7 +32,7 @@ WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 
 
 def test_pack_without_diffusers_and_triton_keeps_comfyui_healthy(tmp_path, tiny_models):
-    from sana_wm_core.weights.tiny import TINY_HEIGHT, TINY_WIDTH
+    from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH
 
     site = tmp_path / "site"
     site.mkdir()

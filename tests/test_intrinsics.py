@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from sana_wm_core.camera import CameraPath, action_string_to_c2w, build_camera_inputs
-from sana_wm_core.intrinsics import (MethodUnavailable, estimate_intrinsics, focal_35mm_from_exif, focal_from_rays,
-                                     image_from_tensor, intrinsics_from_35mm, pi3x_input_size, scale_to_source)
+from sana_wm_core.pi3x import (MethodUnavailable, estimate_intrinsics, focal_35mm_from_exif, focal_from_rays,
+                               image_from_tensor, intrinsics_from_35mm, pi3x_input_size, scale_to_source)
 
 
 def _pinhole_rays(fx: float, fy: float, w: int, h: int, depth_seed: int = 0) -> torch.Tensor:

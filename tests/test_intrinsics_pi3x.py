@@ -11,12 +11,11 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sana_wm_core.intrinsics import (HUB_CHOICE, MethodUnavailable, Pi3XConfig, build_tiny_pi3x, estimate_intrinsics,
-                                     expected_shapes, load_pi3x, pi3x_input_size, pi3x_intrinsics,
-                                     resolve_checkpoint)
-from sana_wm_core.intrinsics.config import METADATA_KEY
-from sana_wm_core.intrinsics.network import MULTIMODAL_PREFIXES
-from sana_wm_core.intrinsics.tiny import SLOPE_GAIN
+from sana_wm_core.pi3x import (HUB_CHOICE, MethodUnavailable, Pi3XConfig, estimate_intrinsics, expected_shapes,
+                               load_pi3x, pi3x_input_size, pi3x_intrinsics, resolve_checkpoint)
+from sana_wm_core.pi3x.config import METADATA_KEY
+from sana_wm_core.pi3x.network import MULTIMODAL_PREFIXES
+from sana_wm_core.testing.tiny_pi3x import SLOPE_GAIN, build_tiny_pi3x
 
 
 @pytest.fixture(scope="module")

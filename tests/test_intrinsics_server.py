@@ -6,8 +6,8 @@ import re
 import pytest
 from PIL import Image
 
-from sana_wm_core.intrinsics import build_tiny_pi3x, intrinsics_from_35mm
-from sana_wm_core.intrinsics.tiny import TINY_FILENAME
+from sana_wm_core.pi3x import intrinsics_from_35mm
+from sana_wm_core.testing.tiny_pi3x import TINY_FILENAME, build_tiny_pi3x
 
 pytestmark = pytest.mark.server
 IMAGE_NAME = "sanawm_intrinsics_exif.jpg"

@@ -1,6 +1,6 @@
 """End-to-end Stage-1 parity: our engine (native DiT, our text/VAE/camera/sampler) vs diffusers' SanaWMPipeline.
 
-Both load the same tiny checkpoints written by `sana_wm_core.weights.tiny.build_all`: diffusers from the
+Both load the same tiny checkpoints written by `sana_wm_core.testing.tiny.build_all`: diffusers from the
 diffusers layout, we from the original layout (NVlabs key names, config.yaml) and the Gemma-2 folder.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ import torch
 
 import test_sampling_support as tiny
 from sana_wm_core.camera import CameraPath, Intrinsics, action_string_to_c2w
-from sana_wm_core.sampling import build_stage1_conditioning, read_release, sample_stage1
+from sana_wm_core.model import read_release
+from sana_wm_core.sampling import build_stage1_conditioning, sample_stage1
 from sana_wm_core.text import GemmaPromptEncoder
 from sana_wm_core.vae import LTX2Vae, decode_chunks, decode_to_images
 

@@ -10,7 +10,7 @@ from sana_wm_core.refiner import (
     DISTILLED_SIGMAS, RefineSettings, drop_sink_pixels, encode_refiner_prompt, plan_chunks, refine_latents,
     sink_frames_to_drop, with_refined,
 )
-from sana_wm_core.refiner.tiny import TINY_TEXT_MAX_LEN, tiny_components
+from sana_wm_core.testing.tiny_refiner import TINY_TEXT_MAX_LEN, tiny_components
 
 PROMPT = "  A car driving across a vast desert plain at golden hour.  "
 

@@ -10,7 +10,7 @@ import torch
 from sana_wm_core.refiner import RefinerOptions, SanaWMRefiner, locate_refiner
 from sana_wm_core.refiner.fp8 import Fp8Linear
 from sana_wm_core.refiner.loading import load_refiner_transformer, load_text_encoder
-from sana_wm_core.refiner.tiny import build_tiny_refiner
+from sana_wm_core.testing.tiny_refiner import build_tiny_refiner
 
 PROMPT = "A car driving across a desert."
 
@@ -76,7 +76,7 @@ def test_hub_id_and_direct_folder_resolve(models, release):
 
 def test_tokenizer_reload_keeps_bos_and_pad(release):
     from sana_wm_core.refiner.loading import load_tokenizer
-    from sana_wm_core.refiner.tiny import tiny_tokenizer
+    from sana_wm_core.testing.tiny_refiner import tiny_tokenizer
 
     tok = load_tokenizer(release / "refiner" / "tokenizer")
     assert tok("ab").input_ids == tiny_tokenizer()("ab").input_ids and tok("ab").input_ids[0] == tok.bos_token_id

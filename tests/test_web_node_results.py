@@ -168,7 +168,7 @@ def test_intrinsics_text_shows_on_the_node_and_stays_out_of_the_workflow(drv, co
 
 
 def test_fast_preview_workflow_from_the_page_shows_video_and_intrinsics(drv, comfy_server, artifacts):
-    from sana_wm_core.weights.tiny import TINY_HEIGHT, TINY_WIDTH
+    from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH
 
     workflow = json.loads((REPO / "workflows" / "sana_wm_fast_preview.json").read_text())
     loaded = drv.execute_async_script("""

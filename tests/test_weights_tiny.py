@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sana_wm_core.weights import tiny
-from sana_wm_core.weights import tiny_config as C
-from sana_wm_core.weights.tiny_tokenizer import tiny_vocab
+from sana_wm_core.testing import tiny
+from sana_wm_core.testing import tiny_config as C
+from sana_wm_core.testing.tiny_tokenizer import tiny_vocab
 
 ORIG = C.ORIGINAL_REPO_DIR
 DIFF = C.DIFFUSERS_REPO_DIR
@@ -127,7 +127,7 @@ def test_diffusers_layout_runs_one_step_and_equals_the_in_memory_build(tiny_mode
     from diffusers.pipelines.sana_wm.pipeline_sana_wm import SanaWMPipeline
     from transformers import AutoTokenizer
 
-    from sana_wm_core.weights.tiny_build import build_components
+    from sana_wm_core.testing.tiny_build import build_components
 
     pipe = SanaWMPipeline.from_pretrained(str(tiny_models / DIFF), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)

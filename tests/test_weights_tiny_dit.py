@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sana_wm_core.weights import tiny_config as C
+from sana_wm_core.testing import tiny_config as C
 
 # Buffers the spec lists but could not confirm in the released file: allowed, checked when present.
 OPTIONAL = {"pos_embed", "y_embedder.y_embedding"}

@@ -27,7 +27,7 @@ def inputs(comfy_server) -> Path:
 
 
 def _tiny(wf: dict) -> dict:
-    from sana_wm_core.weights.tiny import TINY_HEIGHT, TINY_WIDTH
+    from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH
 
     return tiny_overrides(wf, height=TINY_HEIGHT, width=TINY_WIDTH, frames=FRAMES, steps=STEPS)
 
@@ -47,7 +47,7 @@ def test_api_files_are_the_definitions():
 
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_shipped_workflow_writes_h264_at_16fps(name, comfy, inputs, tmp_path):
-    from sana_wm_core.weights.tiny import TINY_HEIGHT, TINY_WIDTH
+    from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH
 
     wf = _tiny(json.loads((WORKFLOW_DIR / f"{name}_api.json").read_text()))
     res = comfy.run(wf, timeout=600)

@@ -1,5 +1,7 @@
-"""SANA-WM weights: where checkpoints come from (local paths, ComfyUI model folders, the hub) and the
-tiny random test checkpoints (`sana_wm_core.weights.tiny`, imported on demand: it needs diffusers)."""
+"""SANA-WM weights: where checkpoints come from (local paths, ComfyUI model folders, the hub).
+
+The tiny random test checkpoints live in `sana_wm_core.testing` (they build networks; this package only finds files).
+"""
 from .known import KNOWN_WEIGHTS, KnownWeight, known_for_repo, known_weight, markdown_table
 from .locate import WeightsNotFoundError, hub_offline, locate_file, locate_repo
 

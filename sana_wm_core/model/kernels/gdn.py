@@ -36,7 +36,7 @@ from typing import Optional, Sequence
 
 import torch
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sana_wm")
 KERNEL_ENV = "SANA_WM_GDN_KERNEL"
 PRECISION_ENV = "SANA_WM_GDN_PRECISION"
 _triton_state: dict = {}  # "module": the imported gdn_triton, or "error": why it is unusable (logged once)

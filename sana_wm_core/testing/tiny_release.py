@@ -118,7 +118,7 @@ def write_release_config(path: Path, chi_prompt: list[str]) -> Path:
 
     body = yaml.safe_dump(release_config(chi_prompt), sort_keys=False, allow_unicode=True, width=4096,
                           default_flow_style=False)
-    header = ("# Tiny random-weight test checkpoint written by sana_wm_core.weights.tiny.\n"
+    header = ("# Tiny random-weight test checkpoint written by sana_wm_core.testing.tiny.\n"
               "# Same keys as the SANA-WM_bidirectional release config.yaml; sizes are the tiny model's.\n")
     path = Path(path)
     path.write_text(header + body, encoding="utf-8")

@@ -1,7 +1,7 @@
 """Tiny random refiner checkpoints in a `refiner/` folder layout, for tests and offline demos.
 
-The networks, tokenizer, sizes and seeds all come from `sana_wm_core.weights` (`tiny_build`, `tiny_config`,
-`tiny_tokenizer`), so these are the very weights `weights.tiny.build_all` writes into
+The networks, tokenizer, sizes and seeds all come from this package (`tiny_build`, `tiny_config`,
+`tiny_tokenizer`), so these are the very weights `tiny.build_all` writes into
 `SANA-WM_bidirectional/refiner/`. `build_tiny_refiner(root)` writes them on their own, with the
 tokenizer in a separate `tokenizer/` folder (the release keeps it inside `text_encoder/`; the loader
 accepts both). Latent channels default to 16 to pair with the tiny LTX-2 VAE; nothing is downloaded.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..weights import tiny_config as C
-from ..weights.tiny_build import build_refiner_parts
-from ..weights.tiny_tokenizer import memory_tokenizer as tiny_tokenizer
-from ..weights.tiny_tokenizer import write_tokenizer
+from . import tiny_config as C
+from .tiny_build import build_refiner_parts
+from .tiny_tokenizer import memory_tokenizer as tiny_tokenizer
+from .tiny_tokenizer import write_tokenizer
 
 TINY_TEXT_MAX_LEN = C.TINY_REFINER_TEXT_MAX_LEN  # release: 1024; a multiple of the connector registers (16)
 

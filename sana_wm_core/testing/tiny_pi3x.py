@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import write_checkpoint
-from .config import Pi3XConfig
-from .network import Pi3XNetwork
+from ..pi3x.checkpoint import write_checkpoint
+from ..pi3x.config import Pi3XConfig
+from ..pi3x.network import Pi3XNetwork
 
 TINY_FILENAME = "pi3x_tiny.safetensors"
 SLOPE_GAIN = 0.7      # x/z = SLOPE_GAIN * u: tan(FOV_x/2) ~ 0.7 * aspect / sqrt(1 + aspect^2)

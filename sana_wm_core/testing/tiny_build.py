@@ -91,7 +91,7 @@ def build_refiner_parts(tokenizer: Any, seed: int = C.TINY_WEIGHTS_SEED,
                         **refiner_overrides: Any) -> tuple[Any, Any, Any]:
     """The Stage-2 parts alone: (Gemma-3, text connectors, refiner DiT), seeds `seed + 10/11/12`.
 
-    `build_components` gets its refiner from here, so the refiner's own tests (`refiner.tiny`) use the very
+    `build_components` gets its refiner from here, so the refiner's own tests (`tiny_refiner`) use the very
     weights `build_all` writes. `refiner_overrides` replace `REFINER_DIT_CONFIG` entries (e.g. `num_layers`).
     The caller's torch RNG is left untouched.
     """

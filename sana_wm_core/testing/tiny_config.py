@@ -4,7 +4,7 @@ Every width that links two components is derived here from the one it must equal
 fit together: DiT `caption_channels` = Gemma-2 hidden size, DiT `in_channels` = VAE latent channels,
 `chunk_plucker_channels` = 6 x VAE temporal stride, connector width = Gemma-3 hidden size, and so on.
 The values and the seed layout are those of `docs/diffusers_sanawm_tiny.py`, so a checkpoint written by
-`sana_wm_core.weights.tiny` holds exactly the weights that script builds in memory.
+`sana_wm_core.testing.tiny` holds exactly the weights that script builds in memory.
 """
 from __future__ import annotations
 
