@@ -14,18 +14,11 @@ import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
-from ..sana_wm_core.sampling import SanaWMLatent
-from ..sana_wm_core.vae import LTX2Vae, decode_frames, decode_to_images
-from ..sana_wm_core.video import save_clip
+from ..sana_wm_core.latent import require_latent
+from ..sana_wm_core.vae import LTX2Vae, decode_latent_frames, decode_latent_images
+from ..sana_wm_core.video import save_latent_clip
 
 CATEGORY = "SANA-WM/output"
-
-
-def _latent(value: Any) -> SanaWMLatent:
-    if isinstance(value, SanaWMLatent):
-        return value
-    raise ValueError("latent must be a SANAWM_LATENT from the SANA-WM Sampler or Refiner, "
-                     f"got {type(value).__name__}")
 
 
 def _vae(value: Any) -> LTX2Vae:
@@ -54,8 +47,8 @@ class SanaWMDecode:
         }}
 
     def decode(self, vae, latent, max_frames):
-        lat = _latent(latent)
-        return (decode_to_images(_vae(vae), lat.samples, drop_first=lat.drop_first_frames, max_frames=max_frames),)
+        lat = require_latent(latent)
+        return (decode_latent_images(_vae(vae), lat, max_frames=max_frames),)
 
 
 class SanaWMSaveVideo:
@@ -89,10 +82,8 @@ class SanaWMSaveVideo:
     def save(self, vae, latent, filename_prefix, overlay, fps, crf, camera=None):
         from comfy_api.input_impl import VideoFromFile
 
-        lat = _latent(latent)
+        lat = require_latent(latent)
         v = _vae(vae)
-        cam = camera if camera is not None else lat.camera
-        rate = float(fps) if fps and fps > 0 else float(getattr(cam, "fps", None) or lat.fps)
         _, _, _, h, w = lat.samples.shape
         out_dir = folder_paths.get_output_directory()
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
@@ -103,24 +94,17 @@ class SanaWMSaveVideo:
 
         def frames():
             done = 0
-            for chunk in decode_frames(v, lat.samples, drop_first=lat.drop_first_frames):
+            for chunk in decode_latent_frames(v, lat):
                 mm.throw_exception_if_processing_interrupted()
                 done += len(chunk)
                 pbar.update_absolute(done, total)
                 yield chunk
 
-        info, json_path = save_clip(frames(), os.path.join(folder, file), fps=rate, camera=cam,
-                                    video_c2w=lat.output_c2w(), n_frames=total, overlay=bool(overlay),
-                                    first_pose=lat.drop_first_frames, crf=int(crf),
-                                    extra={"prompt": lat.prompt, "stage": lat.stage, **_plain(lat.meta)})
+        info, json_path = save_latent_clip(frames(), os.path.join(folder, file), lat, camera=camera, fps=fps,
+                                           overlay=bool(overlay), crf=int(crf))
         ui = {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": (True,),
               "camera_json": [{"filename": json_path.name, "subfolder": subfolder, "type": "output"}]}
         return {"ui": ui, "result": (VideoFromFile(str(info.path)),)}
-
-
-def _plain(meta: dict) -> dict:
-    """The JSON-safe part of a latent's metadata."""
-    return {k: v for k, v in (meta or {}).items() if isinstance(v, (str, int, float, bool, type(None)))}
 
 
 NODE_CLASS_MAPPINGS = {"SanaWMDecode": SanaWMDecode, "SanaWMSaveVideo": SanaWMSaveVideo}

@@ -13,8 +13,7 @@ import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
-from ..sana_wm_core.refiner import (RefinerOptions, RefineSettings, SanaWMRefiner, latent_tensor, locate_refiner,
-                                    with_refined)
+from ..sana_wm_core.refiner import RefinerOptions, RefineSettings, SanaWMRefiner, locate_refiner
 from ..sana_wm_core.refiner.loading import HUB_REPO
 
 CATEGORY = "SANA-WM/refine"
@@ -122,26 +121,23 @@ class SanaWMRefine:
         return {
             "required": {
                 "refiner": ("SANAWM_REFINER", {"tooltip": "From 'SANA-WM Refiner Loader'."}),
-                "latent": ("SANAWM_LATENT", {"tooltip": "Stage-1 latents from the SANA-WM sampler."}),
+                "latent": ("SANAWM_LATENT", {"tooltip": "Stage-1 latents from the SANA-WM sampler. Their fps (the "
+                                                        "camera path's) scales the refiner's temporal position "
+                                                        "encoding."}),
                 "prompt": ("STRING", {"multiline": True, "default": "",
                                       "tooltip": "Refiner prompt (used raw, stripped). Empty = the Stage-1 prompt "
                                                  "carried by the latent."}),
                 "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                  "tooltip": "Seed of the refiner's own noise (the reference uses 42)."}),
-                "fps": ("FLOAT", {"default": 16.0, "min": 1.0, "max": 120.0, "step": 0.5,
-                                  "tooltip": "Video frame rate; it scales the refiner's temporal position encoding."}),
             },
         }
 
-    def refine(self, refiner, latent, prompt, seed, fps):
+    def refine(self, refiner, latent, prompt, seed, **_old_widgets):
+        """The frame rate that scales the refiner's temporal RoPE is the latent's own (the camera path's fps).
+        `_old_widgets` takes the `fps` value that workflows saved before that input was removed."""
         if not isinstance(refiner, SanaWMRefiner):
             raise ValueError("refiner input must come from 'SANA-WM Refiner Loader'")
-        samples = latent_tensor(latent)
-        if bool(getattr(latent, "drop_first_frames", 0)) or getattr(latent, "stage", "") == "refined":
-            raise ValueError("latent was already refined; connect the Stage-1 sampler output instead")
-        text = (prompt or "").strip() or str(getattr(latent, "prompt", "") or "").strip()
-        if not text:
-            raise ValueError("prompt is empty and the latent carries no Stage-1 prompt; type the refiner prompt")
+        text = refiner.prompt_for(latent, prompt)          # bad inputs fail before anything is unloaded
         settings = RefineSettings()
         bar: list = []
 
@@ -152,9 +148,8 @@ class SanaWMRefine:
 
         mm.unload_all_models()
         mm.soft_empty_cache()
-        out = refiner.refine(samples, text, seed=int(seed), fps=float(fps), settings=settings, on_chunk=on_chunk,
-                             check_interrupt=mm.throw_exception_if_processing_interrupted)
-        return (with_refined(latent, out.to(samples.dtype), settings.sink_size),)
+        return (refiner.refine_latent(latent, text, seed=int(seed), settings=settings, on_chunk=on_chunk,
+                                      check_interrupt=mm.throw_exception_if_processing_interrupted),)
 
 
 NODE_CLASS_MAPPINGS = {"SanaWMRefinerLoader": SanaWMRefinerLoader, "SanaWMRefine": SanaWMRefine}

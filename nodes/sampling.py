@@ -10,7 +10,7 @@ import comfy.utils
 from PIL import Image
 
 from ..sana_wm_core.model import Stage1Model
-from ..sana_wm_core.sampling import SAMPLERS, SanaWMLatent, build_stage1_conditioning, latent_preview, sample_stage1
+from ..sana_wm_core.sampling import SAMPLERS, build_stage1_conditioning, latent_preview, sample_stage1_latent
 from ..sana_wm_core.sampling.stage1 import check_sampling_args
 from .comfy_model import comfy_block_callback, load_for_sampling, wrap_for_comfy
 
@@ -60,7 +60,7 @@ def _preview_hook(cond, steps: int):
         size = args.preview_size
     except Exception:  # noqa: BLE001 - previews are optional
         wants, size = False, 512
-    proj = cond.meta.get("preview_proj")
+    proj = cond.preview_proj
 
     def on_step(i: int, total: int, latents) -> None:
         preview = None
@@ -118,16 +118,13 @@ class SanaWMSampler:
         if setter is not None:
             setter(comfy_block_callback())
         try:
-            latents = sample_stage1(dit, conditioning, steps=steps, guidance_scale=cfg, seed=seed,
-                                    flow_shift=shift, sampler=sampler, callback=_preview_hook(conditioning, steps),
-                                    interrupt=_interrupted)
+            latent = sample_stage1_latent(dit, conditioning, steps=steps, guidance_scale=cfg, seed=seed,
+                                          flow_shift=shift, sampler=sampler,
+                                          callback=_preview_hook(conditioning, steps), interrupt=_interrupted)
         finally:
             if setter is not None:
                 setter(None)
-        c = conditioning
-        return (SanaWMLatent(samples=latents.cpu(), num_frames=c.num_frames, fps=c.fps, c2w=c.c2w, camera=c.camera,
-                             prompt=c.prompt, meta={"seed": int(seed), "steps": int(steps), "cfg": float(cfg),
-                                                    "sampler": sampler, "flow_shift": shift}),)
+        return (latent,)
 
 
 NODE_CLASS_MAPPINGS = {"SanaWMImageToVideo": SanaWMImageToVideo, "SanaWMSampler": SanaWMSampler}

@@ -6,10 +6,8 @@ import dataclasses
 import pytest
 import torch
 
-from sana_wm_core.refiner import (
-    DISTILLED_SIGMAS, RefineSettings, drop_sink_pixels, encode_refiner_prompt, plan_chunks, refine_latents,
-    sink_frames_to_drop, with_refined,
-)
+from sana_wm_core.latent import SanaWMLatent, require_latent
+from sana_wm_core.refiner import DISTILLED_SIGMAS, RefineSettings, encode_refiner_prompt, plan_chunks, refine_latents
 from sana_wm_core.testing.tiny_refiner import TINY_TEXT_MAX_LEN, tiny_components
 
 PROMPT = "  A car driving across a vast desert plain at golden hour.  "
@@ -161,31 +159,30 @@ def test_bad_fps(parts, context):
 
 
 def test_refined_latent_flags_and_sink_drop():
+    """The refined state is one field of the one latent type; no other shape of latent is accepted."""
     t = torch.zeros(1, 16, 3, 3, 4)
-    d = with_refined({"samples": t, "fps": 16.0}, t + 1, 1)
-    assert d["refined"] and d["drop_sink"] == 1 and d["fps"] == 16.0 and torch.equal(d["samples"], t + 1)
-    assert sink_frames_to_drop({"samples": t}) == 0 and sink_frames_to_drop(d) == 1
-    frames = torch.arange(17).view(17, 1)
-    assert drop_sink_pixels(frames, d)[0, 0] == 1 and drop_sink_pixels(frames, d).shape[0] == 16
-    assert drop_sink_pixels(frames, {"samples": t}).shape[0] == 17
-
-    @dataclasses.dataclass(frozen=True)
-    class Lat:
-        samples: torch.Tensor
-        fps: float = 16.0
-        meta: dict = dataclasses.field(default_factory=dict)
-
-    r = with_refined(Lat(t), t + 2, 1)
-    assert isinstance(r, Lat) and torch.equal(r.samples, t + 2) and sink_frames_to_drop(r) == 1
+    s1 = SanaWMLatent(samples=t, num_frames=17, fps=16.0)
+    d = s1.with_refined(t + 1, 1)
+    assert d.refined and d.drop_first_frames == 1 and d.fps == 16.0 and torch.equal(d.samples, t + 1)
+    assert s1.drop_first_frames == 0 and d.drop_first_frames == 1
+    assert d.output_frames == 16 and s1.output_frames == 17
+    with pytest.raises(ValueError, match="already refined"):
+        d.with_refined(t + 2, 1)
+    with pytest.raises(ValueError, match="keep the latent's shape"):
+        s1.with_refined(t[:, :, :2], 1)
+    for other in ({"samples": t}, t):
+        with pytest.raises(ValueError, match="SANAWM_LATENT"):
+            require_latent(other)
 
 
 def test_refined_flags_on_the_stage1_latent_type():
-    from sana_wm_core.sampling.latent import SanaWMLatent
-
     t = torch.zeros(1, 16, 3, 3, 4)
     c2w = torch.eye(4).repeat(17, 1, 1).numpy()
-    s1 = SanaWMLatent(samples=t, num_frames=17, c2w=c2w, prompt="p")
-    r = with_refined(s1, t + 1, 1)
+    s1 = SanaWMLatent(samples=t, num_frames=17, c2w=c2w, prompt="p", generation={"seed": 1})
+    r = s1.with_refined(t + 1, 1, refine_seed=42)
     assert isinstance(r, SanaWMLatent) and r.stage == "refined" and r.drop_first_frames == 1
-    assert r.output_frames == 16 and r.output_c2w().shape == (16, 4, 4) and r.meta["refined"]
-    assert sink_frames_to_drop(r) == 1 and sink_frames_to_drop(s1) == 0 and s1.drop_first_frames == 0
+    assert r.output_frames == 16 and r.output_c2w().shape == (16, 4, 4) and r.refined
+    assert r.generation == {"seed": 1, "refine_seed": 42} and r.prompt == "p"
+    assert s1.stage == "stage1" and not s1.refined and s1.drop_first_frames == 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.drop_first_frames = 0

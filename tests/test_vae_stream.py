@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import test_sampling_support as tiny
-from sana_wm_core.vae import (LOW_MEMORY_TILING, NO_TILING, LTX2Vae, VaeTiling, decode_chunks, decode_frames, decode_to_images,
-                              to_uint8_frames)
+from sana_wm_core.vae import (LOW_MEMORY_TILING, NO_TILING, LTX2Vae, VaeTiling, decode_chunks, decode_frames,
+                              decode_latent_frames, decode_latent_images, decode_to_images, to_uint8_frames)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,22 @@ def test_decode_frames_drop_and_chunking(raw_vae):
     assert float(imgs.min()) >= 0 and float(imgs.max()) <= 1
     with pytest.raises(ValueError, match="SanaWMSaveVideo"):
         decode_to_images(v, z, max_frames=10)
+
+
+def test_latent_decoders_drop_the_refined_sink(raw_vae):
+    """The SANAWM_LATENT decoders read the latent's one drop field: Stage 1 keeps every frame, refined drops 1."""
+    from sana_wm_core.latent import SanaWMLatent
+
+    v = LTX2Vae(raw_vae, tiling=VaeTiling(spatial=False, tile_frames=16, stride_frames=8))
+    z = _z(4)
+    stage1 = SanaWMLatent(samples=z, num_frames=25)
+    refined = stage1.with_refined(z.clone(), 1)
+    full = np.concatenate(list(decode_latent_frames(v, stage1)), 0)
+    assert np.array_equal(full, np.concatenate(list(decode_frames(v, z)), 0))
+    kept = np.concatenate(list(decode_latent_frames(v, refined, max_chunk=5)), 0)
+    assert kept.shape[0] == refined.output_frames == 24 and np.array_equal(kept, full[1:])
+    assert decode_latent_images(v, refined).shape == (24, 96, 128, 3)
+    assert torch.equal(decode_latent_images(v, stage1)[1:], decode_latent_images(v, refined))
 
 
 def test_from_folder(raw_vae, tmp_path):

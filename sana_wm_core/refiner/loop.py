@@ -9,7 +9,7 @@ The refiner network (an LTX-2 DiT with a per-layer K/V cache) only ever sees one
 * the refined chunk's post-RoPE K/V joins the history, which is trimmed to `kv_max_frames - sink`
   frames, so each chunk costs the same and the whole video costs linear time.
 
-The sink frame is copied through untouched; decoders drop its pixel frame (see `latent_io`).
+The sink frame is copied through untouched; decoders drop its pixel frame (`SanaWMLatent.drop_first_frames`).
 """
 from __future__ import annotations
 

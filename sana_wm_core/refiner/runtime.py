@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from ..latent import SanaWMLatent, require_latent
 from .loading import RefinerPaths, load_connectors, load_refiner_transformer, load_text_encoder, load_tokenizer
 from .loop import RefineSettings, check_latents, refine_latents
 from .offload import BlockOffloader, move_materialised
@@ -159,6 +160,33 @@ class SanaWMRefiner:
         finally:
             if not self.options.keep_loaded:
                 self.free()
+
+    @staticmethod
+    def prompt_for(latent: SanaWMLatent, prompt: str = "") -> str:
+        """The refiner prompt for `latent` (`prompt` stripped, else the Stage-1 prompt it carries), after the
+        cheap checks that must fail before anything loads: a SANAWM_LATENT, not yet refined, some prompt."""
+        require_latent(latent).require_unrefined()
+        text = (prompt or "").strip() or (latent.prompt or "").strip()
+        if not text:
+            raise ValueError("prompt is empty and the latent carries no Stage-1 prompt; type the refiner prompt")
+        return text
+
+    def refine_latent(
+        self,
+        latent: SanaWMLatent,
+        prompt: str = "",
+        *,
+        seed: int,
+        settings: RefineSettings = RefineSettings(),
+        on_chunk: Callable[[int, int], None] | None = None,
+        check_interrupt: Callable[[], None] | None = None,
+    ) -> SanaWMLatent:
+        """The refined SANAWM_LATENT: its fps scales the temporal RoPE, an empty `prompt` means the Stage-1
+        prompt it carries (`prompt_for`), and the decoder then drops the sink's pixel frame."""
+        text = self.prompt_for(latent, prompt)
+        out = self.refine(latent.samples, text, seed=seed, fps=latent.fps, settings=settings, on_chunk=on_chunk,
+                          check_interrupt=check_interrupt)
+        return latent.with_refined(out.to(latent.samples.dtype), settings.sink_size, refine_seed=int(seed))
 
     def free(self) -> None:
         """Drops the loaded network (prompt encodings stay cached: they are small)."""

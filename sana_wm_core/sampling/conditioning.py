@@ -5,11 +5,12 @@ the sampler, the refiner and the saver can all read what the clip was conditione
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ..camera.types import CameraPath
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Stage1Conditioning:
     when only guidance-free sampling is wanted); `image_latent` (1,C,1,h,w), already normalised with the VAE's
     latent statistics; `raymap` (L,20); `chunk_plucker` (6*stride_t, L, h, w). `c2w` is the snapped user path
     (F,4,4) the clip follows (for overlays and the saved JSON), `num_frames` = F = 8(L-1)+1.
+    `preview_proj` (C+1,3) maps latent channels to RGB for step previews (`fit_latent_rgb`), None = no preview.
     """
 
     prompt_embeds: torch.Tensor
@@ -34,11 +36,10 @@ class Stage1Conditioning:
     width: int
     fps: float = 16.0
     c2w: np.ndarray | None = None
-    camera: Any = None                       # the sana_wm_core.camera.CameraPath it came from
+    camera: CameraPath | None = None
     prompt: str = ""
-    negative_prompt: str = ""
     temporal_stride: int = 8
-    meta: dict = field(default_factory=dict)
+    preview_proj: torch.Tensor | None = None
 
     @property
     def latent_frames(self) -> int:

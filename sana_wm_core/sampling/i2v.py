@@ -61,9 +61,7 @@ def build_stage1_conditioning(image: Any, camera: CameraPath, text_encoder, vae,
         image_latent=latent.cpu(), raymap=cam.raymap, chunk_plucker=cam.chunk_plucker,
         num_frames=cam.num_frames, height=int(height), width=int(width), fps=float(camera.fps),
         c2w=np.asarray(camera.c2w)[:cam.num_frames], camera=camera, prompt=prompt.strip(),
-        negative_prompt=negative_prompt or "", temporal_stride=stride_t,
-        meta={"requested_frames": int(num_frames), "source_size": list(pil.size),
-              "preview_proj": fit_latent_rgb(latent.cpu(), pixels)})
+        temporal_stride=stride_t, preview_proj=fit_latent_rgb(latent.cpu(), pixels))
 
 
 class _nullctx:

@@ -15,6 +15,7 @@ from typing import Callable, Protocol
 
 import torch
 
+from ..latent import SanaWMLatent
 from .conditioning import Stage1Conditioning
 from .schedule import FlowSchedule, flow_schedule, next_sigma_below
 
@@ -133,6 +134,20 @@ def sample_stage1(transformer: VelocityModel, cond: Stage1Conditioning, *, steps
         if callback is not None:
             callback(i, sched.steps, latents)
     return latents
+
+
+def sample_stage1_latent(transformer: VelocityModel, cond: Stage1Conditioning, *, steps: int = 60,
+                         guidance_scale: float = 5.0, seed: int = 42, flow_shift: float = 9.8,
+                         sampler: str = "flow_euler_ltx", callback: StepCallback | None = None,
+                         interrupt: InterruptCheck | None = None) -> SanaWMLatent:
+    """`sample_stage1` as the finished SANAWM_LATENT: the samples on CPU with the clip's frames, fps, path,
+    prompt and the settings that made it (saved beside the video)."""
+    samples = sample_stage1(transformer, cond, steps=steps, guidance_scale=guidance_scale, seed=seed,
+                            flow_shift=flow_shift, sampler=sampler, callback=callback, interrupt=interrupt)
+    return SanaWMLatent(samples=samples.cpu(), num_frames=cond.num_frames, fps=cond.fps, c2w=cond.c2w,
+                        camera=cond.camera, prompt=cond.prompt,
+                        generation={"seed": int(seed), "steps": int(steps), "cfg": float(guidance_scale),
+                                    "sampler": sampler, "flow_shift": float(flow_shift)})
 
 
 def _euler_update(latents: torch.Tensor, v: torch.Tensor, t: torch.Tensor, sched: FlowSchedule,

@@ -1,7 +1,7 @@
 """Video output: streamed H.264 mp4 writing, the WASD + joystick overlay, the camera JSON beside the file."""
 from .overlay import Motion, OverlayPainter, draw_hud, motions_from_action, motions_from_poses
-from .save import save_clip
+from .save import save_clip, save_latent_clip
 from .writer import Mp4Writer, VideoInfo, probe_mp4, write_mp4
 
-__all__ = ["Motion", "OverlayPainter", "draw_hud", "motions_from_action", "motions_from_poses", "save_clip",
+__all__ = ["Motion", "OverlayPainter", "draw_hud", "motions_from_action", "motions_from_poses", "save_clip", "save_latent_clip",
            "Mp4Writer", "VideoInfo", "probe_mp4", "write_mp4"]

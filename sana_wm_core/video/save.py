@@ -11,6 +11,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..camera.types import CameraPath
+from ..latent import SanaWMLatent
 from .overlay import OverlayPainter
 from .writer import VideoInfo, write_mp4
 
@@ -53,3 +55,16 @@ def save_clip(chunks: Iterable[np.ndarray], mp4_path: str | Path, *, fps: float 
     json_path = mp4_path.with_suffix(".camera.json")
     json_path.write_text(json.dumps(camera_json(camera, video_c2w, info, extra), indent=1))
     return info, json_path
+
+
+def save_latent_clip(chunks: Iterable[np.ndarray], mp4_path: str | Path, latent: SanaWMLatent, *,
+                     camera: CameraPath | None = None, fps: float = 0.0, overlay: bool = False,
+                     crf: int = 25) -> tuple[VideoInfo, Path]:
+    """`save_clip` for the decoded frames of `latent` (`decode_latent_frames`): the poses, frame count and
+    first pose of the frames it keeps, and its prompt, stage and settings in the JSON. `camera` overrides the
+    path it carries; `fps <= 0` means the camera's fps (else the latent's)."""
+    cam = camera if camera is not None else latent.camera
+    rate = float(fps) if fps and fps > 0 else float(cam.fps if cam is not None else latent.fps)
+    return save_clip(chunks, mp4_path, fps=rate, camera=cam, video_c2w=latent.output_c2w(),
+                     n_frames=latent.output_frames, overlay=overlay, first_pose=latent.drop_first_frames,
+                     crf=crf, extra={"prompt": latent.prompt, "stage": latent.stage, **latent.generation})
