@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -85,10 +86,8 @@ class SanaWMCameraFromActions:
 
     def build(self, action, translation_speed, rotation_speed_deg, mapping, num_frames, fps, intrinsics=None):
         c2w = action_string_to_c2w(action, translation_speed, rotation_speed_deg, mapping)
-        meta = {"mapping": mapping, "translation_speed": translation_speed,
-                "rotation_speed_deg": rotation_speed_deg, "action_frames": int(c2w.shape[0])}
         return (CameraPath(c2w=_trim(c2w, num_frames), fps=float(fps), intrinsics=intrinsics,
-                           source=f"action:{action}", action=action, meta=meta),)
+                           source=f"action:{action}", action=action, mapping=mapping),)
 
 
 class SanaWMLoadCamera:
@@ -140,8 +139,7 @@ class SanaWMLoadCamera:
     def load(self, file, world_to_camera, num_frames, fps, intrinsics=None):
         cam = load_trajectory(_input_path(file), world_to_camera=world_to_camera, fps=fps)
         intr = intrinsics if intrinsics is not None else cam.intrinsics
-        return (CameraPath(c2w=_trim(cam.c2w, num_frames), fps=cam.fps, intrinsics=intr, source=cam.source,
-                           meta=dict(cam.meta, file=file)),)
+        return (replace(cam, c2w=_trim(cam.c2w, num_frames), intrinsics=intr),)
 
 
 class SanaWMSetIntrinsics:

@@ -48,7 +48,7 @@ def oracle(tiny_models):
 def _camera() -> CameraPath:
     return CameraPath(c2w=action_string_to_c2w(ACTION), fps=16.0, source=f"action:{ACTION}", action=ACTION,
                       intrinsics=Intrinsics(values=np.array([tiny.INTRINSICS]), image_size=(200, 120)),
-                      meta={"mapping": "classic"})
+                      mapping="classic")
 
 
 def test_release_settings(ours, oracle):

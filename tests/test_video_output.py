@@ -85,7 +85,7 @@ def test_hud_draws_in_corners_only():
 def test_save_clip_with_overlay_and_json(tmp_path):
     action = "w-8,jw-4,iw-4"
     cam = CameraPath(c2w=action_string_to_c2w(action), fps=16.0, source=f"action:{action}", action=action,
-                     meta={"mapping": "classic"})
+                     mapping="classic")
     frames = _frames(16)
     info, js = save_clip(iter([frames[:7], frames[7:]]), tmp_path / "clip.mp4", fps=16, camera=cam,
                          video_c2w=cam.c2w[1:17], n_frames=16, overlay=True, first_pose=1,

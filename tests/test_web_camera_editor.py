@@ -14,7 +14,7 @@ from selenium.webdriver.common.keys import Keys
 from browser import open_comfy
 from web_helpers import CREATE, SETTLED, wait_for
 from sana_wm_core.camera.actions import action_string_to_c2w, parse_action_string
-from sana_wm_core.camera.tensors import relative_poses
+from sana_wm_core.camera.geometry import relative_poses
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from sana_wm_core.camera.actions import action_string_to_c2w
 from sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
-from sana_wm_core.camera.tensors import relative_poses
+from sana_wm_core.camera.geometry import relative_poses
 from web_helpers import CREATE, SETTLED, wait_for
 
 FILE_NODE = "SanaWMLoadCamera"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from sana_wm_core.camera.actions import action_string_to_c2w, parse_action_string
-from sana_wm_core.camera.tensors import relative_poses, snap_num_frames
-from sana_wm_core.camera.trajectory import invert_rigid
+from sana_wm_core.camera.geometry import invert_rigid, relative_poses
+from sana_wm_core.camera.tensors import snap_num_frames
 from scripts.comfy_api import ComfyError
 
 pytestmark = pytest.mark.server

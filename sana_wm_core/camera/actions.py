@@ -1,6 +1,6 @@
 """The WASD/IJKL action language: text -> segments -> a camera-to-world trajectory.
 
-Two key maps exist because the reference changed after its first release:
+Two key maps exist because the reference changed after its first release (the table: `keymaps`):
 
 * ``classic`` (first release, what diffusers implements): w/s forward/back, a/d strafe, j/l yaw,
   i/k pitch; constant speeds; a pitch step that would leave +-85 deg is dropped.
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-MAPPINGS = ("classic", "game")
-ALLOWED_KEYS = "adijklsw"
+from .keymaps import ALLOWED_KEYS, MAPPINGS, key_vector
+
 MAX_TOTAL_FRAMES = 100_000
 PITCH_LIMIT_DEG = {"classic": 85.0, "game": 60.0}
 
@@ -30,10 +30,6 @@ _TAU_PRESS = 0.45
 _TAU_COAST = 1.0
 
 _FULLWIDTH_COMMA = "\uff0c"
-
-# game-map: key -> (component, sign); components: 0 forward, 1 strafe-right, 2 yaw-right, 3 pitch-up
-_GAME_KEYS = {"w": (0, 1.0), "s": (0, -1.0), "l": (1, 1.0), "j": (1, -1.0),
-              "d": (2, 1.0), "a": (2, -1.0), "i": (3, 1.0), "k": (3, -1.0)}
 
 
 def _clean(action: str) -> str:
@@ -134,33 +130,21 @@ def _roll_classic(frames: list[frozenset[str]], ts: float, rot_rad: float, limit
     out = [pose]
     pitch = 0.0
     for held in frames:
-        dpitch = (rot_rad if "i" in held else 0.0) - (rot_rad if "k" in held else 0.0)
+        move, strafe, yaw, tilt = key_vector(held, "classic")
+        dpitch = tilt * rot_rad
         if -limit_rad <= pitch + dpitch <= limit_rad:
             pitch = pitch + dpitch
         else:
             dpitch = 0.0
-        dyaw = (rot_rad if "l" in held else 0.0) - (rot_rad if "j" in held else 0.0)
-        rot = _ry(dyaw) @ pose[:3, :3] @ _rx(dpitch)
+        rot = _ry(yaw * rot_rad) @ pose[:3, :3] @ _rx(dpitch)
         fwd, right = _flat_axis(rot, 2, 0.0), _flat_axis(rot, 0, 0.0)
-        step = np.zeros(3, dtype=np.float64)
-        if "w" in held:
-            step += fwd * ts
-        if "s" in held:
-            step -= fwd * ts
-        if "d" in held:
-            step += right * ts
-        if "a" in held:
-            step -= right * ts
-        pose = _pose(rot, pose[:3, 3] + step)
+        pose = _pose(rot, pose[:3, 3] + (fwd * (move * ts) + right * (strafe * ts)))
         out.append(pose)
     return np.stack(out)
 
 
 def _game_target(held: frozenset[str], ts: float, rot_rad: float) -> list[float]:
-    units = [0.0, 0.0, 0.0, 0.0]
-    for key in held:
-        comp, sign = _GAME_KEYS[key]
-        units[comp] += sign
+    units = key_vector(held, "game")
     scale = (ts, ts, rot_rad, rot_rad)
     return [u * s for u, s in zip(units, scale)]
 

@@ -17,7 +17,8 @@ import torch
 
 from .image import crop_geometry
 from .intrinsics import check_fov, fit_intrinsics, source_pixels, transform_for_crop
-from .tensors import prepare_camera, relative_poses, snap_num_frames
+from .geometry import relative_poses
+from .tensors import prepare_camera, snap_num_frames
 from .types import CameraPath
 
 MISSING_INTRINSICS = (

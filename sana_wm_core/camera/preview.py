@@ -126,7 +126,7 @@ def _intrinsics_json(intr: Intrinsics | None) -> dict[str, Any] | None:
 
 def camera_path_json(camera: CameraPath) -> dict[str, Any]:
     """A JSON-ready summary: frames, positions, forward vectors, the full c2w (so it loads back with
-    `load_trajectory`), intrinsics, fps, source and the action string."""
+    `load_trajectory`), intrinsics, fps, source, the action string and its key map."""
     c2w = np.asarray(camera.c2w, dtype=np.float64)
     return {
         "format": "sana_wm_camera/1",
@@ -134,6 +134,7 @@ def camera_path_json(camera: CameraPath) -> dict[str, Any]:
         "fps": float(camera.fps),
         "source": camera.source,
         "action": camera.action,
+        "mapping": camera.mapping,
         "positions": c2w[:, :3, 3].tolist(),
         "forward": c2w[:, :3, 2].tolist(),
         "c2w": c2w.tolist(),

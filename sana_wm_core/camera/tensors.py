@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .geometry import pack_raymap, relative_to_first
+
 
 def snap_num_frames(requested: int, length: int, stride: int = 8) -> int:
     """The frame count the pipeline really uses: min(requested, length) snapped to the nearest
@@ -27,18 +29,6 @@ def snap_num_frames(requested: int, length: int, stride: int = 8) -> int:
     return max(best, 1)
 
 
-def relative_poses(c2w: np.ndarray) -> np.ndarray:
-    """Poses expressed in the first camera's frame: inv(P0) @ Pi, frame 0 exactly the identity (float64)."""
-    poses = np.asarray(c2w, dtype=np.float64)
-    rot_t = poses[0, :3, :3].T
-    first_inv = np.eye(4)
-    first_inv[:3, :3] = rot_t
-    first_inv[:3, 3] = -rot_t @ poses[0, :3, 3]
-    out = first_inv[None] @ poses
-    out[0] = np.eye(4)
-    return out
-
-
 def plucker_rays(intrinsics: torch.Tensor, poses: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``(T,height,width,6)`` Plücker coordinates [direction, origin x direction] of each pixel's ray.
 
@@ -55,15 +45,6 @@ def plucker_rays(intrinsics: torch.Tensor, poses: torch.Tensor, height: int, wid
     dirs = dirs / torch.norm(dirs, dim=-1, keepdim=True)
     origins = poses[:, :3, 3].reshape(frames, 1, 1, 3).expand_as(dirs)
     return torch.cat([dirs, torch.linalg.cross(origins, dirs, dim=-1)], dim=-1)
-
-
-def _relative_torch(poses: torch.Tensor) -> torch.Tensor:
-    rot_t = poses[0, :3, :3].transpose(0, 1)
-    first_inv = torch.zeros(4, 4, dtype=poses.dtype)
-    first_inv[:3, :3] = rot_t
-    first_inv[:3, 3:] = -rot_t @ poses[0, :3, 3:]
-    first_inv[3, 3] = 1.0
-    return torch.cat([torch.eye(4, dtype=poses.dtype)[None], torch.matmul(first_inv, poses[1:])], dim=0)
 
 
 def prepare_camera(poses_c2w: np.ndarray, intrinsics_vec4: np.ndarray, *, target_size: tuple[int, int],
@@ -89,13 +70,13 @@ def prepare_camera(poses_c2w: np.ndarray, intrinsics_vec4: np.ndarray, *, target
     count = poses_np.shape[0]
     latents = (count - 1) // stride_t + 1
 
-    poses = _relative_torch(torch.from_numpy(np.ascontiguousarray(poses_np)).float())
+    poses = relative_to_first(torch.from_numpy(np.ascontiguousarray(poses_np)).float())
     intr = torch.from_numpy(np.ascontiguousarray(intr_np)).float().clone()
     intr[:, [0, 2]] *= lat_w / float(width)
     intr[:, [1, 3]] *= lat_h / float(height)
 
     picks = torch.arange(0, count, stride_t)[:latents]
-    raymap = torch.cat([poses[picks].reshape(len(picks), 16), intr[picks]], dim=-1)
+    raymap = pack_raymap(poses[picks], intr[picks])
 
     chunks = []
     for last in picks.tolist():

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .geometry import invert_rigid
 from .intrinsics import intrinsics_from_array
 from .types import CameraPath, Intrinsics
 
@@ -52,16 +53,6 @@ def validate_c2w(poses: Any, *, name: str = "camera", tol: float = RIGID_TOL) ->
             why = f"its rotation has determinant {det[i]:.4f}, expected +1 (a mirrored/left-handed pose)"
         raise ValueError(f"{name}: frame {i} is not a rigid camera pose: {why}")
     return arr
-
-
-def invert_rigid(poses: np.ndarray) -> np.ndarray:
-    """Inverse of rigid ``(...,4,4)`` transforms: [R^T | -R^T t]."""
-    out = np.zeros_like(poses)
-    rt = np.swapaxes(poses[..., :3, :3], -1, -2)
-    out[..., :3, :3] = rt
-    out[..., :3, 3] = -np.einsum("...ij,...j->...i", rt, poses[..., :3, 3])
-    out[..., 3, 3] = 1.0
-    return out
 
 
 def _load_npy(path: Path) -> tuple[np.ndarray, Intrinsics | None, dict]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .keymaps import MAPPINGS
+
 
 @dataclass(frozen=True)
 class Intrinsics:
@@ -46,7 +48,12 @@ class CameraPath:
     intrinsics: Intrinsics | None = None
     source: str = ""                      # "action:<string>" or "file:<name>"
     action: str | None = None             # the action string, when the path came from one
-    meta: dict = field(default_factory=dict)
+    mapping: str | None = None            # its key map (`keymaps.MAPPINGS`); None = not from keys
+    meta: dict = field(default_factory=dict)   # what a file said beyond the poses (timestamps, ...)
+
+    def __post_init__(self) -> None:
+        if self.mapping is not None and self.mapping not in MAPPINGS:
+            raise ValueError(f"mapping must be one of {MAPPINGS}, got {self.mapping!r}")
 
     @property
     def num_frames(self) -> int:

@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 
+from ..camera.geometry import RAYMAP_WIDTH
 from .config import SanaWMConfig
 
 
@@ -75,8 +76,8 @@ def normalize_inputs(cfg: SanaWMConfig, hidden_states, timestep, encoder_hidden_
     cam = None
     if camera_conditions is not None:
         cam = camera_conditions
-        if cam.ndim != 3 or cam.shape[0] not in (1, B) or cam.shape[1] != fhw[0] or cam.shape[2] != 20:
-            raise ValueError(f"camera_conditions must be (B, {fhw[0]}, 20) = flattened c2w + fx, fy, cx, cy per latent "
+        if cam.ndim != 3 or cam.shape[0] not in (1, B) or cam.shape[1] != fhw[0] or cam.shape[2] != RAYMAP_WIDTH:
+            raise ValueError(f"camera_conditions must be (B, {fhw[0]}, {RAYMAP_WIDTH}) = flattened c2w + fx, fy, cx, cy per latent "
                              f"frame, got {tuple(cam.shape)}")
         cam = cam.to(device).expand(B, -1, -1)
         if not cam.is_floating_point():

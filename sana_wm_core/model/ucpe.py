@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..camera.geometry import unpack_raymap
 from .rope import apply_rope
 
 
@@ -34,11 +35,11 @@ def ray_matrices(camera_conditions: torch.Tensor, fhw: tuple[int, int, int],
         raise ValueError(f"camera_conditions has {F_} frames but the latent has {f}; pass one pose per latent frame")
     cc = camera_conditions
     dtype, dev = cc.dtype, cc.device
-    c2w = cc[..., :16].reshape(B, f, 4, 4)
-    fx = _fov_roundtrip_focal(cc[..., 16], w * patch_size[2], w)
-    fy = _fov_roundtrip_focal(cc[..., 17], h * patch_size[1], h)
-    cx = cc[..., 18] / patch_size[2]
-    cy = cc[..., 19] / patch_size[1]
+    c2w, intr = unpack_raymap(cc)
+    fx = _fov_roundtrip_focal(intr[..., 0], w * patch_size[2], w)
+    fy = _fov_roundtrip_focal(intr[..., 1], h * patch_size[1], h)
+    cx = intr[..., 2] / patch_size[2]
+    cy = intr[..., 3] / patch_size[1]
     us = torch.linspace(0, w - 1, w, dtype=dtype, device=dev)
     vs = torch.linspace(0, h - 1, h, dtype=dtype, device=dev)
     x = (us.view(1, 1, 1, w) - cx[..., None, None]) / fx[..., None, None]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..camera.geometry import RAYMAP_WIDTH
 from ..camera.types import CameraPath
 
 
@@ -58,8 +59,8 @@ class Stage1Conditioning:
         if self.image_latent.ndim != 5 or self.image_latent.shape[0] != 1 or self.image_latent.shape[2] != 1:
             raise ValueError(f"image_latent must be (1,C,1,h,w), got {tuple(self.image_latent.shape)}")
         L = self.latent_frames
-        if tuple(self.raymap.shape) != (L, 20):
-            raise ValueError(f"raymap must be ({L},20) for {self.num_frames} frames, got {tuple(self.raymap.shape)}")
+        if tuple(self.raymap.shape) != (L, RAYMAP_WIDTH):
+            raise ValueError(f"raymap must be ({L},{RAYMAP_WIDTH}) for {self.num_frames} frames, got {tuple(self.raymap.shape)}")
         h, w = self.image_latent.shape[-2:]
         if self.chunk_plucker.ndim != 4 or tuple(self.chunk_plucker.shape[1:]) != (L, h, w):
             raise ValueError(f"chunk_plucker must be (C,{L},{h},{w}), got {tuple(self.chunk_plucker.shape)}")

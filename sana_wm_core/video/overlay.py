@@ -4,7 +4,8 @@ The reference's overlay source was never published, so this is our own design: b
 cluster lights the keys of the translation (forward/back, strafe left/right), bottom-right a joystick knob
 shows the look motion (yaw right = knob right, pitch up = knob up). The motion of frame i is the step from
 pose i-1 to pose i (frame 0 shows the first step). It comes from the action string when the path was typed
-(keys mapped through its key map), else from the pose deltas, so any trajectory file gets a HUD too.
+(keys read through the path's key map, `camera.keymaps`), else from the pose deltas, so any trajectory
+file gets a HUD too.
 """
 from __future__ import annotations
 
@@ -16,13 +17,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-# key -> (forward, strafe, yaw, pitch) per key map; yaw + = right, pitch + = up.
-_KEYMAPS = {
-    "classic": {"w": (1, 0, 0, 0), "s": (-1, 0, 0, 0), "a": (0, -1, 0, 0), "d": (0, 1, 0, 0),
-                "j": (0, 0, -1, 0), "l": (0, 0, 1, 0), "i": (0, 0, 0, 1), "k": (0, 0, 0, -1)},
-    "game": {"w": (1, 0, 0, 0), "s": (-1, 0, 0, 0), "j": (0, -1, 0, 0), "l": (0, 1, 0, 0),
-             "a": (0, 0, -1, 0), "d": (0, 0, 1, 0), "i": (0, 0, 0, 1), "k": (0, 0, 0, -1)},
-}
+from ..camera.keymaps import key_map, key_vector
 
 
 @dataclass(frozen=True)
@@ -39,16 +34,11 @@ def motions_from_action(action: str, n_frames: int, mapping: str = "classic") ->
     """Per-frame motions of an action string (N steps -> N+1 frames), padded/cut to `n_frames`."""
     from ..camera.actions import parse_action_string
 
-    table = _KEYMAPS.get(mapping)
-    if table is None:
-        raise ValueError(f"mapping must be one of {tuple(_KEYMAPS)}, got {mapping!r}")
+    key_map(mapping)                                  # an unknown mapping fails before parsing
     steps: list[Motion] = []
     for seg in parse_action_string(action):
-        v = np.zeros(4)
-        for k in seg["keys"]:
-            v += table[k]
-        steps += [Motion(int(np.sign(v[0])), int(np.sign(v[1])), float(np.sign(v[2])), float(np.sign(v[3])))] * \
-            seg["frames"]
+        move, strafe, yaw, pitch = key_vector(seg["keys"], mapping)
+        steps += [Motion(move, strafe, float(yaw), float(pitch))] * seg["frames"]
     return _per_frame(steps, n_frames)
 
 
@@ -151,10 +141,9 @@ class OverlayPainter:
     def for_camera(cls, camera, n_frames: int, *, first_pose: int = 0, c2w: np.ndarray | None = None):
         """Motions of frames `first_pose .. first_pose+n_frames-1` of a CameraPath (action if typed)."""
         total = first_pose + n_frames
-        action = getattr(camera, "action", None) if camera is not None else None
+        action = camera.action if camera is not None else None
         if action:
-            mapping = (getattr(camera, "meta", None) or {}).get("mapping", "classic")
-            motions = motions_from_action(action, total, mapping)
+            motions = motions_from_action(action, total, camera.mapping or "classic")
         else:
             poses = c2w if c2w is not None else np.asarray(camera.c2w)
             motions = motions_from_poses(poses, total)
