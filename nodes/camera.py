@@ -14,7 +14,7 @@ from PIL import Image
 
 import folder_paths
 
-from ..sana_wm_core.camera import (MAPPINGS, CameraPath, action_string_to_c2w,
+from ..sana_wm_core.camera import (MAPPINGS, TRAJECTORY_SUFFIXES, CameraPath, action_string_to_c2w,
                                    intrinsics_from_array, intrinsics_from_fov, load_trajectory,
                                    parse_action_string, render_camera_preview)
 from ..sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
@@ -99,9 +99,9 @@ class SanaWMLoadCamera:
         return {
             "required": {
                 "file": (_input_files(), {"tooltip": (
-                    "Trajectory file in ComfyUI's input folder (.npy, .json, .txt), subfolders included. Upload "
-                    "one with the node's upload button (or POST /upload/image), or copy it into input/ and "
-                    "refresh.")}),
+                    f"Trajectory file in ComfyUI's input folder ({', '.join(TRAJECTORY_SUFFIXES)}), subfolders "
+                    "included. Upload one with the node's upload button (or POST /upload/image), or copy it into "
+                    "input/ and refresh.")}),
                 "world_to_camera": ("BOOLEAN", {"default": False, "tooltip": (
                     "Turn on when the .npy/.json matrices are world-to-camera (extrinsics); they are inverted. "
                     ".txt RealEstate10K files are always world-to-camera.")}),

@@ -159,7 +159,6 @@ class SanaWMModelLoader:
         patcher = wrap_for_comfy(dit, device, mm.unet_offload_device(),
                                  blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None)
         return (ComfyStage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
-                                 source=str(info.root), dtype=wdtype, offload=offload, config=info.config,
                                  patcher=patcher),)
 
 

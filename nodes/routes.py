@@ -1,11 +1,13 @@
-"""HTTP routes behind the camera editor in the browser (web/js/sanawm_camera_editor.js).
+"""HTTP routes behind the camera editor and upload button in the browser (web/js/sanawm_camera_*.js).
 
 `POST /sana_wm/camera/preview_actions` rolls an action string out with the same parser the
-`SanaWMCameraFromActions` node uses; `GET /sana_wm/camera/preview_file` loads a camera file from
-ComfyUI's input folder like `SanaWMLoadCamera`. Both answer the path as JSON (per-frame positions and
-camera axes, frame counts, parsed segments) or `{"error": <the parser's ValueError text>}` with 400, so
-the browser never re-implements the DSL. Registered at import; without a running PromptServer (plain
-imports, unit tests) nothing is registered. This module adds no nodes.
+`SanaWMCameraFromActions` node uses, and answers the key map's labels with it (the timeline keeps no copy);
+`GET /sana_wm/camera/preview_file` loads a camera file from ComfyUI's input folder like `SanaWMLoadCamera`.
+Both answer the path as JSON (`sana_wm_core.camera.preview.path_view_json`: per-frame positions and camera
+axes, frame counts, parsed segments) or `{"error": <the parser's ValueError text>}` with 400, so the browser
+never re-implements the DSL. `GET /sana_wm/camera/file_types` lists the camera-file suffixes the loader
+reads (the upload button's filter). Registered at import; without a running PromptServer (plain imports,
+unit tests) nothing is registered. This module adds no nodes.
 """
 from __future__ import annotations
 
@@ -13,13 +15,12 @@ import asyncio
 from dataclasses import replace
 from typing import Any, Callable
 
-import numpy as np
-
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
 ACTIONS_PATH = "/sana_wm/camera/preview_actions"
 FILE_PATH = "/sana_wm/camera/preview_file"
+FILE_TYPES_PATH = "/sana_wm/camera/file_types"
 
 
 def _camera():
@@ -29,29 +30,6 @@ def _camera():
     except ImportError:  # imported as a top-level `nodes` package (unit tests run from the repo root)
         from sana_wm_core import camera
     return camera
-
-
-def _rounded(a: np.ndarray) -> list:
-    return (np.round(a, 6) + 0.0).tolist()   # + 0.0 turns -0.0 into 0.0
-
-
-def path_payload(camera, *, num_frames: int | None) -> dict[str, Any]:
-    """The JSON the editor draws: the engine's `camera_path_json` (positions, forward vectors, fps, ...)
-    without the full matrices, plus the camera's right and up axes and the frame count the sampler uses.
-
-    OpenCV axes: a c2w's columns are the camera's x (right), y (down) and z (forward) in world
-    coordinates, so "up" is minus the second column.
-    """
-    cam_api = _camera()
-    out = cam_api.camera_path_json(camera)
-    c2w = np.asarray(out.pop("c2w"), dtype=np.float64)
-    # 6 decimals (a micro-unit) is far below a pixel and halves the JSON of long paths
-    out["positions"] = _rounded(c2w[:, :3, 3])
-    out["forward"] = _rounded(c2w[:, :3, 2])
-    out["right"] = _rounded(c2w[:, :3, 0])
-    out["up"] = _rounded(-c2w[:, :3, 1])
-    out["used_frames"] = None if num_frames is None else int(cam_api.snap_num_frames(int(num_frames), len(c2w)))
-    return out
 
 
 def _number(body: dict, name: str, default: float | None = None) -> float | None:
@@ -79,9 +57,10 @@ def preview_actions(body: dict) -> dict[str, Any]:
     fps = _number(body, "fps", 16.0)
     segments = cam_api.parse_action_string(action)
     c2w = cam_api.action_string_to_c2w(action, translation_speed=ts, rotation_speed_deg=rot, mapping=mapping)
-    path = cam_api.CameraPath(c2w=c2w, fps=float(fps), source=f"action:{action}", action=action)
-    out = path_payload(path, num_frames=None if num_frames is None else int(num_frames))
-    out.update(kind="action", mapping=mapping, translation_speed=ts, rotation_speed_deg=rot,
+    path = cam_api.CameraPath(c2w=c2w, fps=float(fps), source=f"action:{action}", action=action, mapping=mapping)
+    out = cam_api.path_view_json(path, num_frames=None if num_frames is None else int(num_frames))
+    out.update(kind="action", mapping=mapping, key_map=cam_api.key_labels(mapping), translation_speed=ts,
+               rotation_speed_deg=rot,
                segments=[{"keys": "".join(s["keys"]) or "none", "frames": int(s["frames"]),
                           "start": int(s["start"]), "text": s["text"]} for s in segments])
     return out
@@ -104,9 +83,14 @@ def preview_file(name: str, world_to_camera: bool, num_frames: int | None = None
     cam_api = _camera()
     cam = cam_api.load_trajectory(resolve(name), world_to_camera=world_to_camera, fps=fps)
     rel = replace(cam, c2w=cam_api.relative_poses(cam.c2w))
-    out = path_payload(rel, num_frames=num_frames)
+    out = cam_api.path_view_json(rel, num_frames=num_frames)
     out.update(kind="file", file=name, world_to_camera=bool(world_to_camera), segments=[])
     return out
+
+
+def file_types() -> dict[str, Any]:
+    """The camera-file suffixes `load_trajectory` reads, for the upload button's filter and check."""
+    return {"suffixes": list(_camera().TRAJECTORY_SUFFIXES)}
 
 
 def _query_number(q, name: str, cast: Callable, default):
@@ -124,7 +108,7 @@ def _truthy(text: str | None) -> bool:
 
 
 def register(routes) -> None:
-    """Adds the two preview routes to an aiohttp RouteTableDef (PromptServer.instance.routes)."""
+    """Adds the preview and file-type routes to an aiohttp RouteTableDef (PromptServer.instance.routes)."""
     from aiohttp import web
 
     async def _answer(fn: Callable[[], dict]) -> web.Response:
@@ -149,6 +133,10 @@ def register(routes) -> None:
         return await _answer(lambda: preview_file(
             q.get("file", ""), _truthy(q.get("world_to_camera")),
             num_frames=_query_number(q, "num_frames", int, None), fps=_query_number(q, "fps", float, 16.0)))
+
+    @routes.get(FILE_TYPES_PATH)
+    async def _file_types(request: web.Request) -> web.Response:
+        return web.json_response(file_types())
 
 
 def _register_on_server() -> None:

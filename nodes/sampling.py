@@ -43,11 +43,19 @@ class SanaWMImageToVideo:
                 "Output width, a multiple of 32. The model was trained at 1280x704.")}),
             "height": ("INT", {"default": 704, "min": 32, "max": 4096, "step": 32, "tooltip": (
                 "Output height, a multiple of 32. The model was trained at 1280x704.")}),
+        }, "optional": {
+            "model": ("SANAWM_MODEL", {"tooltip": (
+                "The Stage-1 model the sampler will use: the prompt is prefixed with its release config.yaml's "
+                "instruction lines (chi_prompt). Unconnected: the released default lines.")}),
         }}
 
-    def build(self, image, camera, text_encoder, vae, prompt, negative_prompt, num_frames, width, height):
+    def build(self, image, camera, text_encoder, vae, prompt, negative_prompt, num_frames, width, height,
+              model=None):
+        if model is not None and not isinstance(model, Stage1Model):
+            raise ValueError("model must come from the SANA-WM Model Loader (SANAWM_MODEL)")
         cond = build_stage1_conditioning(image, camera, text_encoder, vae, prompt, negative_prompt,
-                                         num_frames=num_frames, height=height, width=width)
+                                         num_frames=num_frames, height=height, width=width,
+                                         chi_prompt=(model.chi_prompt or None) if model is not None else None)
         return (cond,)
 
 
@@ -113,6 +121,7 @@ class SanaWMSampler:
         if patcher is None:                      # a Stage1Model built outside the loader
             patcher = wrap_for_comfy(model.transformer)
         batch = 2 if check_sampling_args(conditioning, steps, cfg, sampler) else 1   # bad inputs fail before loading
+        conditioning.check_prefix(tuple(model.chi_prompt))
         dit = load_for_sampling(patcher, conditioning.latent_shape, batch)
         setter = getattr(dit, "set_block_callback", None)
         if setter is not None:

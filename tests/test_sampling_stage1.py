@@ -115,6 +115,26 @@ def test_bad_inputs(oracle):
         sample_stage1(pipe.transformer, bad)
 
 
+def test_latent_value_and_release_prefix_check(oracle):
+    """The core returns the finished SANAWM_LATENT; a prompt encoded with another prefix than the model's
+    release config.yaml is refused before sampling."""
+    from sana_wm_core.latent import SanaWMLatent
+    from sana_wm_core.sampling import sample_stage1_latent
+    from sana_wm_core.text import CHI_PROMPT_LINES
+
+    pipe, cond, _, _ = oracle
+    lat = sample_stage1_latent(pipe.transformer, cond, steps=2, guidance_scale=5.0, seed=0, flow_shift=3.0)
+    ref = sample_stage1(pipe.transformer, cond, steps=2, guidance_scale=5.0, seed=0, flow_shift=3.0)
+    assert isinstance(lat, SanaWMLatent) and torch.equal(lat.samples, ref) and lat.samples.device.type == "cpu"
+    assert lat.num_frames == cond.num_frames and lat.fps == cond.fps and lat.drop_first_frames == 0
+    assert lat.generation == {"seed": 0, "steps": 2, "cfg": 5.0, "sampler": "flow_euler_ltx", "flow_shift": 3.0}
+    encoded = Stage1Conditioning(**{**cond.__dict__, "chi_prompt": CHI_PROMPT_LINES})
+    encoded.check_prefix(CHI_PROMPT_LINES)
+    encoded.check_prefix(())                                         # a model without release settings
+    with pytest.raises(ValueError, match="connect the model to SANA-WM Image To Video"):
+        encoded.check_prefix(("another prefix: ",))
+
+
 def test_schedule_values():
     s = flow_schedule(4, 3.0)
     assert np.allclose(s.timesteps.numpy(), [1000, 857.692, 602.151, 8.929], atol=1e-3)

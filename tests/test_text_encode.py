@@ -80,3 +80,24 @@ def test_diffusers_layout_folder_gives_same_embeddings(tiny_models):
     b = GemmaPromptEncoder.from_folder(tiny_models / "sana_wm" / "SANA-WM_bidirectional-diffusers",
                                        dtype=torch.float32, device="cpu").encode("a red door")
     assert torch.equal(a.mask, b.mask) and torch.allclose(a.embeds, b.embeds, atol=1e-6)
+
+
+def test_release_chi_prompt_reaches_the_encoder(gemma_dir, tmp_path):
+    """A release whose config.yaml carries its own chi lines: read_release reads them and the encoder
+    prefixes the prompt with them, equal to diffusers' encode_prompt given the same lines."""
+    from sana_wm_core.sampling import read_release
+    from sana_wm_core.weights.tiny_release import write_release_config
+
+    lines = ["Describe the scene below in vivid detail:", "User Prompt: "]
+    (tmp_path / "dit").mkdir()
+    (tmp_path / "dit" / "sana_wm_1600m_720p.safetensors").write_bytes(b"")   # read_release only locates it
+    write_release_config(tmp_path / "config.yaml", lines)
+    rel = read_release(tmp_path)
+    assert rel.chi_prompt == tuple(lines)
+    enc = GemmaPromptEncoder.from_folder(gemma_dir, dtype=torch.float32, device="cpu")
+    ours = enc.encode(tiny.PROMPT, chi_prompt=rel.chi_prompt)
+    assert ours.chi_prompt == tuple(lines)
+    cond, cmask, _, _ = tiny.pipeline().encode_prompt(tiny.PROMPT, "", device=torch.device("cpu"), chi_prompt=lines)
+    assert torch.equal(ours.mask, cmask) and torch.allclose(ours.embeds, cond, atol=1e-6, rtol=0)
+    default = enc.encode(tiny.PROMPT)
+    assert default.chi_prompt == CHI_PROMPT_LINES and not torch.allclose(default.embeds, ours.embeds)

@@ -12,8 +12,11 @@ import os
 
 from .trajectory import TRAJECTORY_SUFFIXES
 
-CAMERA_FILE_SUFFIXES = TRAJECTORY_SUFFIXES
 _OTHER_FOLDERS = ("[output]", "[temp]")
+
+
+def _suffix_list() -> str:
+    return ", ".join(TRAJECTORY_SUFFIXES[:-1]) + " or " + TRAJECTORY_SUFFIXES[-1]
 
 
 def _inside(path: str, root: str) -> bool:
@@ -21,14 +24,14 @@ def _inside(path: str, root: str) -> bool:
 
 
 def list_camera_files(input_dir: str | os.PathLike) -> list[str]:
-    """Every .npy/.json/.txt file under `input_dir` (hidden folders skipped), as sorted relative names
+    """Every camera file (`TRAJECTORY_SUFFIXES`) under `input_dir` (hidden folders skipped), as sorted relative names
     with '/' separators: the values the node's `file` combo offers. A missing folder lists nothing."""
     root = os.path.realpath(input_dir)
     found = []
     for here, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
-            if name.startswith(".") or not name.lower().endswith(CAMERA_FILE_SUFFIXES):
+            if name.startswith(".") or not name.lower().endswith(TRAJECTORY_SUFFIXES):
                 continue
             full = os.path.join(here, name)
             if _inside(os.path.realpath(full), root) and os.path.isfile(full):
@@ -45,7 +48,7 @@ def resolve_camera_file(name: str, input_dir: str | os.PathLike) -> str:
     if not isinstance(name, str):
         raise ValueError(f"file must be a camera file name (text), got {type(name).__name__}")
     if not name.strip():
-        raise ValueError("file is empty: pick a camera file (.npy, .json or .txt) from ComfyUI's input folder")
+        raise ValueError(f"file is empty: pick a camera file ({_suffix_list()}) from ComfyUI's input folder")
     if "\0" in name:
         raise ValueError(f"camera file {name!r} contains a NUL character; pick a file from the list")
     root = os.path.realpath(input_dir)
@@ -60,5 +63,5 @@ def resolve_camera_file(name: str, input_dir: str | os.PathLike) -> str:
         raise ValueError(f"camera file {name!r} is outside ComfyUI's input folder")
     if not os.path.isfile(path):
         raise ValueError(f"camera file {name!r} was not found in ComfyUI's input folder ({root}); put a "
-                         ".npy/.json/.txt trajectory there or upload it with the node's upload button")
+                         f"{'/'.join(TRAJECTORY_SUFFIXES)} trajectory there or upload it with the node's upload button")
     return path

@@ -123,11 +123,20 @@ def fit_intrinsics(values: np.ndarray, num_frames: int) -> np.ndarray:
 
 
 def field_of_view_deg(values: np.ndarray, source_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontal and vertical FOV in degrees per frame for source-pixel intrinsics."""
+    """Horizontal and vertical FOV in degrees per frame for ``(F,4)`` source-pixel intrinsics: 2 atan(W / 2fx).
+
+    The one focal -> FOV formula (`fov_to_pixels` is its inverse); `fov_degrees` is it for one row.
+    """
     vals = np.asarray(values, dtype=np.float64)
     fov_x = np.degrees(2.0 * np.arctan(source_size[0] / (2.0 * vals[:, 0])))
     fov_y = np.degrees(2.0 * np.arctan(source_size[1] / (2.0 * vals[:, 1])))
     return fov_x, fov_y
+
+
+def fov_degrees(values: np.ndarray, size: tuple[int, int]) -> tuple[float, float]:
+    """`field_of_view_deg` of one ``[fx, fy, ...]`` row for an image of (W, H), as two floats."""
+    fov_x, fov_y = field_of_view_deg(np.asarray(values, dtype=np.float64).reshape(1, -1), size)
+    return float(fov_x[0]), float(fov_y[0])
 
 
 def check_fov(values: np.ndarray, source_size: tuple[int, int], *, source: str = "user") -> None:

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .intrinsics import fov_degrees
+from .tensors import snap_num_frames
 from .types import CameraPath, Intrinsics
 
 _BG = (24, 26, 30)
@@ -29,9 +31,9 @@ def _half_fov(intr: Intrinsics | None) -> float:
     if intr is not None and intr.fov_deg:
         return math.radians(intr.fov_deg) / 2.0
     if intr is not None and intr.values is not None and intr.image_size:
-        fx = float(np.asarray(intr.values, dtype=np.float64).reshape(-1, 4)[0, 0])
-        if fx > 0:
-            return math.atan(intr.image_size[0] / (2.0 * fx))
+        row = np.asarray(intr.values, dtype=np.float64).reshape(-1, 4)[0]
+        if row[0] > 0:
+            return math.radians(fov_degrees(row, intr.image_size)[0]) / 2.0
     return math.radians(30.0)
 
 
@@ -140,3 +142,25 @@ def camera_path_json(camera: CameraPath) -> dict[str, Any]:
         "c2w": c2w.tolist(),
         "intrinsics": _intrinsics_json(camera.intrinsics),
     }
+
+
+def _rounded(a: np.ndarray) -> list:
+    return (np.round(a, 6) + 0.0).tolist()   # + 0.0 turns -0.0 into 0.0
+
+
+def path_view_json(camera: CameraPath, *, num_frames: int | None = None) -> dict[str, Any]:
+    """What the browser editor draws: `camera_path_json` without the full matrices, plus the camera's right
+    and up axes and the frame count the sampler uses for `num_frames` (None = not asked).
+
+    OpenCV axes: a c2w's columns are the camera's x (right), y (down) and z (forward) in world
+    coordinates, so "up" is minus the second column. 6 decimals (a micro-unit) is far below a pixel and
+    halves the JSON of long paths.
+    """
+    out = camera_path_json(camera)
+    c2w = np.asarray(out.pop("c2w"), dtype=np.float64)
+    out["positions"] = _rounded(c2w[:, :3, 3])
+    out["forward"] = _rounded(c2w[:, :3, 2])
+    out["right"] = _rounded(c2w[:, :3, 0])
+    out["up"] = _rounded(-c2w[:, :3, 1])
+    out["used_frames"] = None if num_frames is None else int(snap_num_frames(int(num_frames), len(c2w)))
+    return out

@@ -18,7 +18,6 @@ from .intrinsics import intrinsics_from_array
 from .types import CameraPath, Intrinsics
 
 RIGID_TOL = 1e-3
-TRAJECTORY_SUFFIXES = (".npy", ".json", ".txt")
 
 
 def validate_c2w(poses: Any, *, name: str = "camera", tol: float = RIGID_TOL) -> np.ndarray:
@@ -137,6 +136,14 @@ def _is_number(text: str) -> bool:
         return False
 
 
+# the one camera-file registry: suffix -> loader (the input-folder listing, the routes and the upload button
+# read their suffix lists from it)
+_LOADERS = {".npy": _load_npy, ".json": _load_json, ".txt": _load_txt}
+TRAJECTORY_SUFFIXES = tuple(_LOADERS)
+# suffixes whose matrices are world-to-camera by definition of the format
+_WORLD_TO_CAMERA = (".txt",)
+
+
 def load_trajectory(path: str | Path, *, world_to_camera: bool = False, fps: float = 16.0) -> CameraPath:
     """Load a camera path file into a `CameraPath` (camera-to-world, float64).
 
@@ -148,16 +155,12 @@ def load_trajectory(path: str | Path, *, world_to_camera: bool = False, fps: flo
     if not path.is_file():
         raise ValueError(f"camera file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        arr, intr, meta = _load_npy(path)
-    elif suffix == ".json":
-        arr, intr, meta = _load_json(path)
-    elif suffix == ".txt":
-        arr, intr, meta = _load_txt(path)
-    else:
+    loader = _LOADERS.get(suffix)
+    if loader is None:
         raise ValueError(f"{path.name}: unsupported camera file type {suffix!r}; use one of {TRAJECTORY_SUFFIXES}")
+    arr, intr, meta = loader(path)
     poses = validate_c2w(arr, name=path.name)
-    if suffix == ".txt" or world_to_camera:
+    if suffix in _WORLD_TO_CAMERA or world_to_camera:
         poses = invert_rigid(poses)
     return CameraPath(c2w=poses, fps=float(meta.pop("fps", fps)), intrinsics=intr,
                       source=f"file:{path.name}", meta=meta)

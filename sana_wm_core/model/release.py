@@ -9,7 +9,7 @@ ComfyUI's `SANAWM_MODEL`: the DiT plus these settings.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ class ReleaseInfo:
     dit_path: Path                    # a .safetensors file or the diffusers transformer/ folder
     flow_shift: float
     chi_prompt: tuple[str, ...]
-    config: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -36,11 +35,7 @@ class Stage1Model:
 
     transformer: Any
     flow_shift: float = DEFAULT_FLOW_SHIFT
-    chi_prompt: tuple[str, ...] = ()
-    source: str = ""
-    dtype: Any = None
-    offload: str = "none"
-    config: dict = field(default_factory=dict)
+    chi_prompt: tuple[str, ...] = ()          # the release config.yaml's prompt prefix (empty = unknown)
 
 
 def read_config_yaml(path: Path) -> dict:
@@ -75,17 +70,17 @@ def read_release(root: str | Path) -> ReleaseInfo:
         cfg_path = next((p / "config.yaml" for p in (root.parent, root.parent.parent)
                          if (p / "config.yaml").is_file()), None)
         cfg = read_config_yaml(cfg_path) if cfg_path else {}
-        return ReleaseInfo(root.parent, "original", root, flow_shift_from_config(cfg), chi_from_config(cfg), cfg)
+        return ReleaseInfo(root.parent, "original", root, flow_shift_from_config(cfg), chi_from_config(cfg))
     if (root / "transformer" / "config.json").is_file():
         shift = DEFAULT_FLOW_SHIFT
         sched = root / "scheduler" / "scheduler_config.json"
         if sched.is_file():
             shift = float(json.loads(sched.read_text()).get("shift", shift))
-        return ReleaseInfo(root, "diffusers", root / "transformer", shift, chi_from_config(None), {})
+        return ReleaseInfo(root, "diffusers", root / "transformer", shift, chi_from_config(None))
     dit = _dit_file(root / "dit")
     if dit is not None:
         cfg = read_config_yaml(root / "config.yaml") if (root / "config.yaml").is_file() else {}
-        return ReleaseInfo(root, "original", dit, flow_shift_from_config(cfg), chi_from_config(cfg), cfg)
+        return ReleaseInfo(root, "original", dit, flow_shift_from_config(cfg), chi_from_config(cfg))
     raise FileNotFoundError(
         f"{root} is not a SANA-WM Stage-1 folder: expected dit/sana_wm_1600m_720p.safetensors + config.yaml "
         "(Efficient-Large-Model/SANA-WM_bidirectional) or transformer/ + scheduler/ "

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..camera.intrinsics import FOV_MAX_DEG, FOV_MIN_DEG, check_fov, fov_to_pixels
+from ..camera.image import to_pil_rgb
+from ..camera.intrinsics import FOV_MAX_DEG, FOV_MIN_DEG, check_fov, fov_degrees, fov_to_pixels
 from ..camera.types import Intrinsics
 from .checkpoint import load_pi3x, release
 from .exif import focal_35mm_from_exif, intrinsics_from_35mm
-from .focal import focal_from_rays, fov_degrees, pi3x_input_size, scale_to_source
+from .focal import focal_from_rays, pi3x_input_size, scale_to_source
 from .network import Pi3XNetwork
 
 log = logging.getLogger("sana_wm")
@@ -55,15 +56,13 @@ class IntrinsicsEstimate:
 def image_from_tensor(image: torch.Tensor) -> Image.Image:
     """The first frame of a ComfyUI IMAGE (B,H,W,C floats in [0,1]) as an 8-bit RGB PIL image.
 
-    LoadImage stores byte/255, so rounding recovers the file's exact pixels, as the reference reads them.
+    The conversion is `camera.image.to_pil_rgb` (LoadImage stores byte/255, so rounding recovers the file's
+    exact pixels, as the reference reads them); this only insists on an IMAGE batch and takes its first frame.
     """
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[0] < 1 or image.shape[-1] not in (1, 3, 4):
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image: expected a ComfyUI IMAGE (B,H,W,C), got {shape}")
-    frame = image[0].detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    if frame.shape[-1] == 1:
-        frame = np.repeat(frame, 3, axis=-1)
-    return Image.fromarray(frame[..., :3], mode="RGB")
+    return to_pil_rgb(image[:1])
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

@@ -60,9 +60,3 @@ def scale_to_source(fx: float, fy: float, cx: float, cy: float, model_size: tupl
     sx = source_size[0] / model_size[0]
     sy = source_size[1] / model_size[1]
     return np.array([fx * sx, fy * sy, cx * sx, cy * sy], dtype=np.float64)
-
-
-def fov_degrees(values: np.ndarray, size: tuple[int, int]) -> tuple[float, float]:
-    """Horizontal and vertical field of view (degrees) of one [fx, fy, ...] row for an image of (W, H)."""
-    return (math.degrees(2.0 * math.atan(size[0] / (2.0 * float(values[0])))),
-            math.degrees(2.0 * math.atan(size[1] / (2.0 * float(values[1])))))

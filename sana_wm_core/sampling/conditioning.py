@@ -23,6 +23,7 @@ class Stage1Conditioning:
     latent statistics; `raymap` (L,20); `chunk_plucker` (6*stride_t, L, h, w). `c2w` is the snapped user path
     (F,4,4) the clip follows (for overlays and the saved JSON), `num_frames` = F = 8(L-1)+1.
     `preview_proj` (C+1,3) maps latent channels to RGB for step previews (`fit_latent_rgb`), None = no preview.
+    `chi_prompt` is the instruction prefix the prompt was encoded with (checked against the model's release).
     """
 
     prompt_embeds: torch.Tensor
@@ -41,6 +42,7 @@ class Stage1Conditioning:
     prompt: str = ""
     temporal_stride: int = 8
     preview_proj: torch.Tensor | None = None
+    chi_prompt: tuple[str, ...] = ()
 
     @property
     def latent_frames(self) -> int:
@@ -51,6 +53,15 @@ class Stage1Conditioning:
         """(1, C, L, h, w) of the latent the sampler produces."""
         _, c, _, h, w = self.image_latent.shape
         return (1, int(c), self.latent_frames, int(h), int(w))
+
+    def check_prefix(self, release_chi_prompt: tuple[str, ...]) -> None:
+        """ValueError when the prompt was encoded with another instruction prefix than the model's release
+        config.yaml gives (an empty tuple on either side = unknown, not checked)."""
+        if self.chi_prompt and release_chi_prompt and tuple(self.chi_prompt) != tuple(release_chi_prompt):
+            raise ValueError(
+                "the prompt was encoded with another instruction prefix (chi_prompt) than this model's release "
+                "config.yaml sets; connect the model to SANA-WM Image To Video's 'model' input so the prompt is "
+                "encoded with the release's prefix")
 
     def validate(self) -> None:
         """Raise ValueError naming the inconsistent field before any model runs."""

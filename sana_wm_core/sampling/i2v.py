@@ -7,7 +7,7 @@ count follows the reference: min(requested, path length) snapped to 8k+1 (never 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -27,11 +27,14 @@ def _check_size(height: int, width: int, stride: int) -> None:
 
 def build_stage1_conditioning(image: Any, camera: CameraPath, text_encoder, vae, prompt: str,
                               negative_prompt: str = "", *, num_frames: int = 161, height: int = 704,
-                              width: int = 1280, guidance: bool = True) -> Stage1Conditioning:
+                              width: int = 1280, guidance: bool = True,
+                              chi_prompt: Sequence[str] | None = None) -> Stage1Conditioning:
     """Encode the prompt(s) and the first frame and build the camera tensors for one clip.
 
-    `text_encoder` is a `sana_wm_core.text.GemmaPromptEncoder` (or anything with `.encode(prompt, negative)`
-    returning `PromptEmbeds`); `vae` an `sana_wm_core.vae.LTX2Vae`. `num_frames <= 0` uses the whole path.
+    `text_encoder` is a `sana_wm_core.text.GemmaPromptEncoder` (or anything with `.encode(prompt, negative,
+    chi_prompt=)` returning `PromptEmbeds`); `vae` an `sana_wm_core.vae.LTX2Vae`. `num_frames <= 0` uses the
+    whole path. `chi_prompt`: the release's instruction lines (`Stage1Model.chi_prompt`, from its config.yaml);
+    None = the encoder's own (the released default).
     """
     if image is None:
         raise ValueError("image is missing: connect the first frame (a LoadImage node) to 'image'")
@@ -51,7 +54,7 @@ def build_stage1_conditioning(image: Any, camera: CameraPath, text_encoder, vae,
 
     ctx = text_encoder.on_device() if hasattr(text_encoder, "on_device") else _nullctx(text_encoder)
     with ctx as enc:
-        emb = enc.encode(prompt, negative_prompt or "")
+        emb = enc.encode(prompt, negative_prompt or "", chi_prompt=chi_prompt)
     vae.to_device()
     latent = vae.encode_image(pixels)
     return Stage1Conditioning(
@@ -61,7 +64,7 @@ def build_stage1_conditioning(image: Any, camera: CameraPath, text_encoder, vae,
         image_latent=latent.cpu(), raymap=cam.raymap, chunk_plucker=cam.chunk_plucker,
         num_frames=cam.num_frames, height=int(height), width=int(width), fps=float(camera.fps),
         c2w=np.asarray(camera.c2w)[:cam.num_frames], camera=camera, prompt=prompt.strip(),
-        temporal_stride=stride_t, preview_proj=fit_latent_rgb(latent.cpu(), pixels))
+        temporal_stride=stride_t, preview_proj=fit_latent_rgb(latent.cpu(), pixels), chi_prompt=emb.chi_prompt)
 
 
 class _nullctx:

@@ -24,12 +24,14 @@ MAX_LENGTH = 300
 
 @dataclass
 class PromptEmbeds:
-    """(1,1,T,D) hidden states + (1,T) masks for the prompt and the negative prompt (CPU tensors)."""
+    """(1,1,T,D) hidden states + (1,T) masks for the prompt and the negative prompt (CPU tensors), and the
+    instruction (chi) lines the prompt was prefixed with."""
 
     embeds: torch.Tensor
     mask: torch.Tensor
     negative_embeds: torch.Tensor
     negative_mask: torch.Tensor
+    chi_prompt: tuple[str, ...] = ()
 
 
 def _default_device() -> torch.device:
@@ -135,8 +137,10 @@ class GemmaPromptEncoder:
         return out.last_hidden_state, mask
 
     @torch.no_grad()
-    def encode(self, prompt: str, negative_prompt: str = "") -> PromptEmbeds:
-        """Prompt + negative prompt -> `PromptEmbeds` (CPU tensors, encoder dtype)."""
+    def encode(self, prompt: str, negative_prompt: str = "", *,
+               chi_prompt: Sequence[str] | None = None) -> PromptEmbeds:
+        """Prompt + negative prompt -> `PromptEmbeds` (CPU tensors, encoder dtype). `chi_prompt` is the
+        release's instruction lines (its config.yaml `text_encoder.chi_prompt`); None = this encoder's own."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("prompt is empty: describe the scene to generate")
         if not isinstance(negative_prompt, str):
@@ -144,7 +148,8 @@ class GemmaPromptEncoder:
         self._ensure_loaded()
         prompt = prompt.strip()
         n = self.max_length
-        chi = self.chi
+        lines = self.chi_lines if chi_prompt is None else tuple(chi_prompt)
+        chi = "\n".join(lines)
         if chi:
             hidden, mask = self._run(chi + prompt, len(self.tokenizer.encode(chi)) + n - 2)
             keep = [0] + list(range(hidden.shape[1] - n + 1, hidden.shape[1]))
@@ -152,7 +157,7 @@ class GemmaPromptEncoder:
         else:
             hidden, mask = self._run(prompt, n)
         neg, neg_mask = self._run(negative_prompt, n)
-        return PromptEmbeds(hidden[:, None].cpu(), mask.cpu(), neg[:, None].cpu(), neg_mask.cpu())
+        return PromptEmbeds(hidden[:, None].cpu(), mask.cpu(), neg[:, None].cpu(), neg_mask.cpu(), lines)
 
 
 def _empty_cache() -> None:

@@ -249,7 +249,7 @@ class CameraEditor {
     drawCameraPath(this.canvas, this.data, text);
     if (this.timeline) {
       if (data) {
-        this.timeline.setSegments(data.segments || [], data.mapping, data.fps, data.action ?? "");
+        this.timeline.setSegments(data.segments || [], data.key_map, data.fps, data.action ?? "");
         this.timeline.setEnabled(true);
       } else {
         const action = String(widgetValue(this.node, "action") ?? "");

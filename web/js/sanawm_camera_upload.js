@@ -1,14 +1,36 @@
-// SANA-WM camera-file upload: a button (and file drop) on SanaWMLoadCamera that sends a .npy/.json/.txt
-// trajectory to ComfyUI's own /upload/image (it stores any file type in input/), reloads the node's `file`
-// list from /object_info so it matches what the server now offers, selects the new file and asks the
-// camera editor (sanawm_camera_editor.js) to redraw. Nothing is serialized: saved workflows and API
-// prompts only hold the `file` name. A failure here leaves the plain widgets working.
+// SANA-WM camera-file upload: a button (and file drop) on SanaWMLoadCamera that sends a trajectory file
+// to ComfyUI's own /upload/image (it stores any file type in input/), reloads the node's `file` list from
+// /object_info so it matches what the server now offers, selects the new file and asks the camera editor
+// (sanawm_camera_editor.js) to redraw. The camera-file suffixes come from the server (the loader's own
+// registry, GET /sana_wm/camera/file_types): this file keeps no copy. Nothing is serialized: saved
+// workflows and API prompts only hold the `file` name. A failure here leaves the plain widgets working.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const FILE_NODE = "SanaWMLoadCamera";
-const SUFFIXES = [".npy", ".json", ".txt"];
-const LABEL = "upload camera file (.npy / .json / .txt)";
+const FILE_TYPES_PATH = "/sana_wm/camera/file_types";
+
+let suffixes = [];        // e.g. [".npy", ".json", ".txt"] once the server has answered
+let suffixesLoading = null;
+
+/** The camera-file suffixes the server reads (fetched once; a failed fetch is retried on the next call). */
+export function loadSuffixes() {
+  suffixesLoading ??= api.fetchApi(FILE_TYPES_PATH).then(async (res) => {
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const list = (await res.json())?.suffixes;
+    if (!Array.isArray(list) || !list.length) throw new Error("the answer holds no suffix list");
+    suffixes = list.map((x) => String(x).toLowerCase());
+    return suffixes;
+  }).catch((err) => {
+    suffixesLoading = null;
+    throw err;
+  });
+  return suffixesLoading;
+}
+
+function label() {
+  return suffixes.length ? `upload camera file (${suffixes.join(" / ")})` : "upload camera file";
+}
 
 let warned = false;
 function warnOnce(message, err) {
@@ -19,7 +41,7 @@ function warnOnce(message, err) {
 
 function isCameraFile(name) {
   const lower = String(name || "").toLowerCase();
-  return SUFFIXES.some((s) => lower.endsWith(s));
+  return suffixes.some((s) => lower.endsWith(s));
 }
 
 function toast(severity, summary, detail) {
@@ -64,7 +86,7 @@ class CameraUpload {
   build() {
     this.input = document.createElement("input");
     this.input.type = "file";
-    this.input.accept = SUFFIXES.join(",");
+    this.input.accept = suffixes.join(",");
     this.input.className = "sanawm-camera-upload-input";
     this.input.style.display = "none";
     this.input.addEventListener("change", () => {
@@ -77,7 +99,13 @@ class CameraUpload {
     this.widget = this.node.addWidget("button", "upload_camera_file", null, () => this.input.click(),
       { serialize: false, canvasOnly: true });
     this.widget.serialize = false;
-    this.widget.label = LABEL;
+    this.widget.label = label();
+    if (!suffixes.length) {
+      loadSuffixes().then(() => {
+        this.input.accept = suffixes.join(",");
+        if (this.status === "idle") this._label(label());
+      }).catch((err) => warnOnce("camera file types not loaded; uploads retry when a file is chosen", err));
+    }
 
     const node = this.node, self = this;
     const origRemoved = node.onRemoved;
@@ -118,8 +146,14 @@ class CameraUpload {
   }
 
   async _upload(file) {
+    try {
+      await loadSuffixes();
+    } catch (err) {
+      return this._fail(`the server did not say which camera files it reads (${err?.message || err})`);
+    }
+    this.input.accept = suffixes.join(",");
     if (!isCameraFile(file.name)) {
-      return this._fail(`${file.name} is not a camera file: choose a ${SUFFIXES.join(", ")} trajectory`);
+      return this._fail(`${file.name} is not a camera file: choose a ${suffixes.join(", ")} trajectory`);
     }
     this.status = "uploading";
     this.error = "";
@@ -139,7 +173,7 @@ class CameraUpload {
     this._select(value, choices);
     this.name = value;
     this.status = "ok";
-    this._label(LABEL);
+    this._label(label());
     toast("success", "Camera file uploaded", value);
     return value;
   }
@@ -186,6 +220,13 @@ function attach(node) {
 
 app.registerExtension({
   name: "SanaWM.CameraUpload",
+  async init() {
+    try {
+      await loadSuffixes();    // before any node is created, so the button shows the list at once
+    } catch (err) {
+      warnOnce("camera file types not loaded yet; the upload button asks again", err);
+    }
+  },
   nodeCreated(node) {
     try {
       attach(node);

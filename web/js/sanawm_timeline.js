@@ -1,34 +1,28 @@
 // SANA-WM action timeline: the segments of an action string as blocks whose widths follow their frame
 // counts. Blocks are added from key buttons, resized by dragging their right edge and deleted with "x".
 // The timeline never parses text: segments come from the Python parser (the preview route) and every
-// edit is written back as a plain `<keys>-<frames>` string through `onChange`.
+// edit is written back as a plain `<keys>-<frames>` string through `onChange`. What each key does comes
+// with them (the route's `key_map`, from sana_wm_core/camera/keymaps.py): this file keeps no key table.
 
 const SINGLE_KEYS = ["w", "s", "a", "d", "j", "l", "i", "k"];
 const COMBOS = ["jw", "lw", "aw", "dw", "iw", "kw", "none"];
 const DEFAULT_FRAMES = 20;
-
-// Labels shown in tooltips; they follow the node's key map (the meaning itself lives in Python).
-const MEANING = {
-  classic: { w: "forward", s: "back", a: "strafe left", d: "strafe right", j: "yaw left", l: "yaw right",
-    i: "pitch up", k: "pitch down" },
-  game: { w: "forward", s: "back", a: "yaw left", d: "yaw right", j: "strafe left", l: "strafe right",
-    i: "pitch up", k: "pitch down" },
-};
 
 /** Joins segments back into the DSL: `[{keys:"w",frames:80}] -> "w-80"`. */
 export function segmentsToAction(segments) {
   return segments.map((s) => `${s.keys || "none"}-${Math.max(1, Math.round(s.frames))}`).join(",");
 }
 
-export function describeKeys(keys, mapping) {
+/** `"dw"` + the served key map (`{w: "forward", d: "strafe right", ...}`) -> "strafe right + forward". */
+export function describeKeys(keys, keyMap) {
   if (!keys || keys === "none") return "no key held";
-  const m = MEANING[mapping] || MEANING.classic;
+  const m = keyMap || {};
   return [...keys].map((k) => m[k] || k).join(" + ");
 }
 
-function blockColor(keys, mapping) {
+function blockColor(keys, keyMap) {
   if (!keys || keys === "none") return "#4b5263";
-  const m = MEANING[mapping] || MEANING.classic;
+  const m = keyMap || {};
   const kinds = [...keys].map((k) => (m[k] || "").split(" ")[0]);
   if (kinds.includes("yaw")) return kinds.some((k) => k === "forward" || k === "back") ? "#b45309" : "#c2410c";
   if (kinds.includes("pitch")) return "#7c3aed";
@@ -73,7 +67,7 @@ function injectStyle() {
 
 /**
  * The timeline DOM: `root` goes into a DOM widget. `onChange(actionString)` is called on every edit.
- * `setSegments` replaces the blocks (ignored while a drag is in progress), `setEnabled(false, why)`
+ * `setSegments(segments, keyMap, fps, action)` replaces the blocks (ignored while a drag is in progress), `setEnabled(false, why)`
  * freezes editing while the text does not parse. `isCurrent(parsedAction)` says whether the text still
  * equals the string the blocks came from: edits made before a fresh parse arrives are refused, so a
  * click can never overwrite text the user has just typed.
@@ -85,7 +79,7 @@ export class ActionTimeline {
     this.isCurrent = isCurrent;
     this.sourceAction = null;
     this.segments = [];
-    this.mapping = "classic";
+    this.keyMap = null;       // key -> what it does, from the preview route
     this.fps = 16;
     this.selected = -1;
     this.drag = null;
@@ -120,11 +114,11 @@ export class ActionTimeline {
     return this.drag !== null;
   }
 
-  setSegments(segments, mapping, fps, sourceAction) {
+  setSegments(segments, keyMap, fps, sourceAction) {
     if (this.drag) return;
     this.sourceAction = sourceAction;
     this.segments = segments.map((s) => ({ keys: s.keys || "none", frames: s.frames }));
-    if (mapping) this.mapping = mapping;
+    if (keyMap) this.keyMap = keyMap;
     if (fps) this.fps = fps;
     if (this.selected >= this.segments.length) this.selected = -1;
     this.render();
@@ -216,8 +210,8 @@ export class ActionTimeline {
       b.dataset.keys = seg.keys;
       b.dataset.frames = String(seg.frames);
       b.style.flex = `${seg.frames} 1 0px`;
-      b.style.background = blockColor(seg.keys, this.mapping);
-      b.title = `${seg.keys}-${seg.frames}: ${describeKeys(seg.keys, this.mapping)} for ${seg.frames} frames`;
+      b.style.background = blockColor(seg.keys, this.keyMap);
+      b.title = `${seg.keys}-${seg.frames}: ${describeKeys(seg.keys, this.keyMap)} for ${seg.frames} frames`;
       if (i === this.selected) b.classList.add("selected");
       const label = el("span", "sanawm-tl-label");
       label.append(el("b", null, seg.keys), document.createTextNode(String(seg.frames)));
