@@ -122,3 +122,34 @@ def test_ui_workflow_loads_with_no_missing_node(name, browser, comfy_server, art
             if not isinstance(value, list):
                 assert result["api"][nid]["inputs"][key] == value, (name, nid, key)
     browser.save_screenshot(str(artifacts / f"workflow_{name}.png"))
+
+
+@pytest.mark.browser
+def test_saved_workflow_with_the_removed_refine_fps_widget_still_loads(browser, comfy_server):
+    """A workflow saved while SanaWMRefine still had an `fps` widget (widgets_values [prompt, seed, control,
+    16]) loads in the pinned frontend: the extra value is ignored, the others keep their places, and the
+    prompt it queues has no fps (the refiner reads it from the latent). API prompts that still send `fps`
+    run too (tests/test_refiner_nodes.py sends it)."""
+    from browser import open_comfy
+
+    open_comfy(browser, comfy_server.url)
+    old = json.loads((Path(__file__).parent / "fixtures" / "sana_wm_actions_with_refine_fps.json").read_text())
+    refine = next(n for n in old["nodes"] if n["type"] == "SanaWMRefine")
+    assert refine["widgets_values"][-1] == 16 and any(i["name"] == "fps" for i in refine["inputs"])
+    result = browser.execute_async_script(
+        """const [wf, done] = arguments;
+        Promise.resolve(window.app.loadGraphData(wf, true, true, 'old')).then(async () => {
+            const known = window.LiteGraph.registered_node_types;
+            const missing = window.app.graph._nodes.filter(n => !known[n.type]).map(n => n.type);
+            const node = window.app.graph._nodes.find(n => n.type === 'SanaWMRefine');
+            const api = (await window.app.graphToPrompt()).output;
+            await new Promise(r => setTimeout(r, 500));
+            const invalid = document.body.innerText.includes('Invalid workflow');
+            done({missing, invalid, widgets: node.widgets.map(w => [w.name, w.value]), api});
+        }).catch(e => done({error: String(e)}));""", old)
+    assert "error" not in result, result
+    assert result["missing"] == [] and not result["invalid"]
+    assert [name for name, _ in result["widgets"]][:2] == ["prompt", "seed"]
+    inputs = result["api"][str(refine["id"])]["inputs"]
+    assert "fps" not in inputs
+    assert inputs["prompt"] == refine["widgets_values"][0] and inputs["seed"] == 42

@@ -35,7 +35,7 @@ def _stage1(camera_ref: list, num_frames: int, prefix: str, refine: bool) -> dic
         "20": {"class_type": "SanaWMImageToVideo",
                "inputs": {"image": ["1", 0], "camera": camera_ref, "text_encoder": ["11", 0], "vae": ["12", 0],
                           "prompt": PROMPT, "negative_prompt": "", "num_frames": num_frames,
-                          "width": 1280, "height": 704}},
+                          "width": 1280, "height": 704, "model": ["10", 0]}},
         "21": {"class_type": "SanaWMSampler",
                "inputs": {"model": ["10", 0], "conditioning": ["20", 0], "seed": 42, "steps": 60, "cfg": 5.0,
                           "sampler": "flow_euler_ltx", "flow_shift": 0.0}},
@@ -49,8 +49,7 @@ def _stage1(camera_ref: list, num_frames: int, prefix: str, refine: bool) -> dic
                                "offload_blocks": -1, "keep_loaded": False, "path_or_hub_id": "",
                                "gemma3_folder": ""}}
         wf["31"] = {"class_type": "SanaWMRefine",
-                    "inputs": {"refiner": ["30", 0], "latent": ["21", 0], "prompt": PROMPT, "seed": 42,
-                               "fps": 16.0}}
+                    "inputs": {"refiner": ["30", 0], "latent": ["21", 0], "prompt": PROMPT, "seed": 42}}
         wf["40"]["inputs"]["latent"] = ["31", 0]
     return wf
 
