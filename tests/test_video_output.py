@@ -99,3 +99,19 @@ def test_save_clip_with_overlay_and_json(tmp_path):
     assert painter.motions[0] == Motion(1, 0, 0.0, 0.0) and len(painter.motions) == 16
     with pytest.raises(ValueError, match="overlay needs the camera"):
         save_clip(iter([frames]), tmp_path / "x.mp4", overlay=True)
+
+
+@pytest.mark.parametrize("mapping", ["classic", "game"])
+def test_overlay_and_parser_read_the_same_key_map(mapping):
+    """Each key lights the HUD (from the action) the way the parser moved the camera (read off the poses)."""
+    from sana_wm_core.camera.keymaps import ALLOWED_KEYS, key_labels
+
+    labels = key_labels(mapping)
+    for key in ALLOWED_KEYS:
+        action = f"{key}-6"
+        typed = motions_from_action(action, 7, mapping)[3]
+        seen = motions_from_poses(action_string_to_c2w(action, 0.05, 1.2, mapping), 7)[3]
+        got = tuple(np.sign([typed.forward, typed.strafe, typed.yaw, typed.pitch]))
+        assert got == tuple(np.sign([seen.forward, seen.strafe, seen.yaw, seen.pitch])), (mapping, key)
+        axis = {"forward": 0, "back": 0, "strafe": 1, "yaw": 2, "pitch": 3}[labels[key].split()[0]]
+        assert got[axis] != 0 and sum(g != 0 for g in got) == 1, (mapping, key, got)

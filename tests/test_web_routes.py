@@ -48,6 +48,25 @@ def test_good_action_string_matches_the_parser(comfy, mapping, ts, rot):
     assert body["segments"][1]["keys"] == "jw" and body["mapping"] == mapping
 
 
+@pytest.mark.parametrize("mapping", ["classic", "game"])
+def test_the_key_map_comes_from_the_one_table(comfy, mapping):
+    """The timeline's labels are the parser's table, served with the path (the JS holds no copy)."""
+    from sana_wm_core.camera.keymaps import KEY_MAPS, key_labels
+
+    body = comfy.post_json(ACTIONS, {"action": "w-4", "mapping": mapping})
+    assert body["key_map"] == key_labels(mapping) and set(body["key_map"]) == set(KEY_MAPS[mapping])
+    yaw = {"classic": ("j", "l"), "game": ("a", "d")}[mapping]
+    assert body["key_map"][yaw[0]] == "yaw left" and body["key_map"][yaw[1]] == "yaw right"
+    assert body["key_map"]["w"] == "forward" and body["key_map"]["k"] == "pitch down"
+
+
+def test_file_types_are_the_loaders_registry(comfy):
+    from sana_wm_core.camera import TRAJECTORY_SUFFIXES
+
+    assert comfy.get_json("/sana_wm/camera/file_types") == {"suffixes": list(TRAJECTORY_SUFFIXES)}
+    assert TRAJECTORY_SUFFIXES == (".npy", ".json", ".txt")
+
+
 def test_the_api_prefix_answers_too(comfy):
     body = comfy.post_json("/api" + ACTIONS, {"action": "d-4"})
     assert body["frames"] == 5 and body["used_frames"] is None

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..camera.geometry import invert_rigid
 from ..camera.keymaps import key_map, key_vector
 
 
@@ -56,8 +57,7 @@ def motions_from_poses(c2w: np.ndarray, n_frames: int | None = None, rel_thresho
     n = c2w.shape[0] if n_frames is None else n_frames
     if c2w.shape[0] < 2:
         return [Motion()] * n
-    rot_prev = c2w[:-1, :3, :3]
-    dt = np.einsum("nji,nj->ni", rot_prev, c2w[1:, :3, 3] - c2w[:-1, :3, 3])   # R_prev^T (t_i - t_{i-1})
+    dt = (invert_rigid(c2w[:-1]) @ c2w[1:])[:, :3, 3]         # each step in the previous camera's frame
     yaw, pitch = _heading(c2w)
     dyaw = (np.diff(yaw) + math.pi) % (2 * math.pi) - math.pi
     dpitch = np.diff(pitch)
