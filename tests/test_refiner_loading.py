@@ -68,6 +68,28 @@ def test_official_layout_by_repo_name_matches_diffusers(models, oracle):
     assert refiner._transformer is None                                  # freed after use (keep_loaded=False)
 
 
+def test_refine_latent_reads_fps_and_prompt_from_the_latent(models, oracle):
+    """The SANAWM_LATENT path: the latent's own fps drives the temporal RoPE (diffusers given the same fps),
+    an empty prompt means the Stage-1 prompt it carries, and the result is the refined value."""
+    from sana_wm_core.latent import SanaWMLatent
+
+    refiner = SanaWMRefiner(locate_refiner("SANA-WM_bidirectional", [models / "sana_wm"]), "cpu",
+                            RefinerOptions(dtype=torch.float32, keep_loaded=True))
+    lat = _lat()
+    value = SanaWMLatent(samples=lat, num_frames=49, fps=24.0, prompt=PROMPT, generation={"seed": 0})
+    out = refiner.refine_latent(value, "", seed=42)
+    ref24 = oracle(lat, PROMPT, fps=24, generator=torch.Generator().manual_seed(42), output_type="latent")
+    assert isinstance(out, SanaWMLatent) and out.refined and out.drop_first_frames == 1
+    assert (out.samples - ref24).abs().max().item() == 0.0
+    assert (out.samples - _ref(oracle, lat)).abs().max().item() > 0          # fps 16 would differ
+    assert out.fps == 24.0 and out.generation == {"seed": 0, "refine_seed": 42} and out.prompt == PROMPT
+    with pytest.raises(ValueError, match="already refined"):
+        refiner.refine_latent(out, "again", seed=1)
+    with pytest.raises(ValueError, match="prompt is empty"):
+        refiner.refine_latent(SanaWMLatent(samples=lat, num_frames=49), "  ", seed=1)
+    refiner.free()
+
+
 def test_hub_id_and_direct_folder_resolve(models, release):
     by_hub = locate_refiner("Efficient-Large-Model/SANA-WM_bidirectional", [models / "sana_wm"])
     direct = locate_refiner(release / "refiner")
