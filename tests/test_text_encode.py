@@ -85,8 +85,8 @@ def test_diffusers_layout_folder_gives_same_embeddings(tiny_models):
 def test_release_chi_prompt_reaches_the_encoder(gemma_dir, tmp_path):
     """A release whose config.yaml carries its own chi lines: read_release reads them and the encoder
     prefixes the prompt with them, equal to diffusers' encode_prompt given the same lines."""
-    from sana_wm_core.sampling import read_release
-    from sana_wm_core.weights.tiny_release import write_release_config
+    from sana_wm_core.model import read_release
+    from sana_wm_core.testing.tiny_release import write_release_config
 
     lines = ["Describe the scene below in vivid detail:", "User Prompt: "]
     (tmp_path / "dit").mkdir()
