@@ -88,14 +88,14 @@ def test_block_offload_patcher_streams_instead_of_placing_the_model(comfy_glue):
     assert patcher.model_size() == patcher.footprint(1) < full       # ComfyUI plans for the streamed layout
     assert patcher.footprint(0) < patcher.footprint(1)
     mm.load_models_gpu([patcher], memory_required=model.memory_required((1, 16, 3, 4, 6)))
-    off = model._offloader
+    off = model.offloader
     assert _loaded(mm, patcher) and off is not None and off.resident == 1 and sorted(off.cpu) == list(range(1, n))
     assert patcher.loaded_size() == patcher.footprint(1)
     assert torch.equal(run_ours(model, kw), base)
     mm.load_models_gpu([patcher])                          # loaded again: the offloader is kept, not rebuilt
-    assert model._offloader is off
+    assert model.offloader is off
     mm.unload_all_models()
-    assert model._offloader is None and not _loaded(mm, patcher) and patcher.loaded_size() == 0
+    assert model.offloader is None and not _loaded(mm, patcher) and patcher.loaded_size() == 0
     assert torch.equal(run_ours(model, kw), base)          # plain model again, same numbers
 
 
@@ -107,9 +107,9 @@ def test_block_offload_keeps_fewer_blocks_when_comfy_budget_is_small(comfy_glue)
     assert patcher._resident_within(patcher.footprint(1) + 1) == 1
     assert patcher._resident_within(0.1) == 0              # ComfyUI's NO_VRAM budget: stream every block
     assert patcher.partially_load(torch.device("cpu"), patcher.footprint(1)) == patcher.footprint(1)
-    assert model._offloader.resident == 1
+    assert model.offloader.resident == 1
     assert patcher.partially_unload(torch.device("cpu"), 1) == patcher.footprint(1)
-    assert model._offloader is None and patcher.loaded_size() == 0
+    assert model.offloader is None and patcher.loaded_size() == 0
     assert patcher.clone().blocks_resident == 2
 
 
