@@ -36,7 +36,7 @@ def _full_random_transformer(dtype, fp8: bool):
     import torch
     from diffusers import SanaWMLTX2RefinerTransformer3DModel
 
-    from sana_wm_core.refiner.fp8 import convert_linears_to_fp8
+    from sana_wm_core.runtime.fp8 import convert_linears_to_fp8
     from sana_wm_core.refiner.loading import is_video_key
 
     with torch.device("meta"):
@@ -56,7 +56,7 @@ def one_run(args) -> dict:
     import torch
 
     from sana_wm_core.refiner.loop import RefineSettings, refine_latents
-    from sana_wm_core.refiner.offload import BlockOffloader, move_materialised
+    from sana_wm_core.runtime.offload import BlockOffloader, move_materialised
     from sana_wm_core.refiner.runtime import _TOP_VIDEO_MODULES
 
     device = torch.device("cuda" if args.cuda else "cpu")
@@ -81,7 +81,7 @@ def one_run(args) -> dict:
         for block in net.transformer_blocks:
             move_materialised(block, device)
     else:
-        BlockOffloader(net.transformer_blocks, device, resident=args.offload)
+        BlockOffloader(net.transformer_blocks, device, resident=args.offload, hooks=True)
     gen = torch.Generator().manual_seed(0)
     lat = torch.randn(1, channels, args.frames, h, w, generator=gen)
     ctx = torch.randn(1, ctx_len, ctx_dim, generator=gen).to(device, dtype)

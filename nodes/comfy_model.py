@@ -55,27 +55,32 @@ class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
     loads it, installs the block offloader instead of moving modules; when ComfyUI frees it (memory pressure,
     another model, POST /free) the offloader is removed and everything returns to the CPU. Fewer blocks stay
     resident when ComfyUI's weight budget is smaller. The offload device is always the CPU.
+
+    The constructor and `clone` forward whatever else ComfyUI's `ModelPatcher` passes, so one class works on the
+    pinned 0.3.75 (`clone()` with no arguments) and on current releases, whose `clone(disable_dynamic=...,
+    model_override=..., force_deepcopy=...)` builds the copy as `cls(model, load_device, offload_device, size,
+    weight_inplace_update=..., fast_disk=...)`.
     """
 
     def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device,
-                 size: int = 0, weight_inplace_update: bool = False,
-                 blocks_resident: int = DEFAULT_BLOCKS_RESIDENT) -> None:
+                 size: int = 0, *args, blocks_resident: int = DEFAULT_BLOCKS_RESIDENT, **kwargs) -> None:
         sizes = [mm.module_size(b) for b in model.blocks]
         self.num_blocks = len(sizes)
         self.block_bytes = max(sizes, default=0)
         self.base_bytes = mm.module_size(model) - sum(sizes)
         self.blocks_resident = max(0, min(int(blocks_resident), len(sizes)))
-        super().__init__(model, load_device, offload_device, size=size or self.footprint(self.blocks_resident),
-                         weight_inplace_update=weight_inplace_update)
+        super().__init__(model, load_device, offload_device, size or self.footprint(self.blocks_resident),
+                         *args, **kwargs)
 
     def footprint(self, resident: int) -> int:
         """Device bytes of the weights with `resident` blocks kept on the device."""
         streamed = min(STREAM_BUFFERS, self.num_blocks - resident)
         return self.base_bytes + (resident + streamed) * self.block_bytes
 
-    def clone(self) -> "BlockOffloadPatcher":
-        n = super().clone()
-        n.blocks_resident = self.blocks_resident
+    def clone(self, *args, **kwargs) -> "comfy.model_patcher.ModelPatcher":
+        n = super().clone(*args, **kwargs)
+        if isinstance(n, BlockOffloadPatcher):    # current ComfyUI may return a plain ModelPatcher delegate
+            n.blocks_resident = min(self.blocks_resident, n.num_blocks)
         return n
 
     def _resident_within(self, budget: float) -> int:
@@ -87,7 +92,7 @@ class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
     def partially_load(self, device_to, extra_memory=0, force_patch_weights=False) -> int:
         """ComfyUI's load hook: install the offloader on `device_to` (no-op when already streaming there)."""
         device_to = torch.device(device_to)
-        off = getattr(self.model, "_offloader", None)
+        off = self.model.offloader
         if off is not None and off.device == device_to:
             return 0
         if off is not None:

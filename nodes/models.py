@@ -22,6 +22,8 @@ from ..sana_wm_core.text import GemmaPromptEncoder
 from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
 from ..sana_wm_core.weights import locate_repo
 from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
+from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
+                        validate_precision)
 
 CATEGORY = "SANA-WM/loaders"
 BIDIRECTIONAL = "Efficient-Large-Model/SANA-WM_bidirectional"
@@ -71,14 +73,6 @@ def _device() -> torch.device:
     return mm.get_torch_device()
 
 
-def _dtype(choice: str, device: torch.device) -> torch.dtype:
-    if choice == "auto":
-        if device.type == "cpu":
-            return torch.float32
-        return torch.bfloat16 if mm.should_use_bf16(device) else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[choice]
-
-
 def _checkpoint_params(dit_path: Path) -> int:
     """Parameter count from the safetensors headers (no tensor is read): sizes the initial placement."""
     from safetensors import safe_open
@@ -121,9 +115,7 @@ class SanaWMModelLoader:
             "model": (_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL, DIFFUSERS]), {"tooltip": (
                 "A folder under models/sana_wm (original layout with dit/ + config.yaml, or the diffusers "
                 "layout), or a Hugging Face repo id that is downloaded there on first use.")}),
-            "dtype": (["auto", "bf16", "fp16", "fp32", "fp8_e4m3"], {"default": "auto", "tooltip": (
-                "Weight dtype. auto = bf16 on GPUs that support it (fp16 otherwise), fp32 on CPU. fp8_e4m3 "
-                "stores the block weights in 8 bits (half the memory) and computes in bf16.")}),
+            "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip": DTYPE_TOOLTIP}),
             "offload": (["none", "block"], {"default": "none", "tooltip": (
                 "none: ComfyUI's model management places the whole DiT on the GPU (partially when it does not "
                 "fit), keeps it there between prompts and frees it when memory is needed. block: the weights stay "
@@ -133,9 +125,15 @@ class SanaWMModelLoader:
             "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
                 "Overrides 'model': an absolute path to a release folder or DiT .safetensors file, or "
                 "owner/repo on the Hugging Face Hub.")}),
+            "weight_format": (list(WEIGHT_FORMATS), {"default": "default", "tooltip": WEIGHT_FORMAT_TOOLTIP}),
         }}
 
-    def load(self, model, dtype, offload, path_or_hub_id=""):
+    @classmethod
+    def VALIDATE_INPUTS(cls, dtype, weight_format="default"):
+        """Also accepts the older dtype value fp8_e4m3 (= bf16 + weight_format fp8_e4m3fn) of saved workflows."""
+        return validate_precision(dtype, weight_format)
+
+    def load(self, model, dtype, offload, path_or_hub_id="", weight_format="default"):
         """Weights go where ComfyUI's own diffusion-model loaders put them (`unet_inital_load_device`: the GPU
         only when the model fits there and it has more free memory than the CPU, else the offload device);
         offload="block" always loads to the CPU. The DiT is handed to ComfyUI's model management as a
@@ -148,13 +146,12 @@ class SanaWMModelLoader:
                        patterns=["dit/*", "config.yaml", "transformer/*", "scheduler/*"])
         info = read_release(root)
         device = _device()
-        wdtype = "fp8_e4m3" if dtype == "fp8_e4m3" else _dtype(dtype, device)
+        precision, compute = precision_of(dtype, weight_format)
         if offload == "block":
             initial = torch.device("cpu")
-        else:
-            size_dtype = torch.bfloat16 if wdtype == "fp8_e4m3" else wdtype   # fp8 keeps non-block weights in bf16
-            initial = mm.unet_inital_load_device(_checkpoint_params(info.dit_path), size_dtype)
-        dit = load_transformer(info.dit_path, dtype=wdtype, device=initial)
+        else:   # sized at the compute dtype: an upper bound for fp8 storage
+            initial = mm.unet_inital_load_device(_checkpoint_params(info.dit_path), compute)
+        dit = load_transformer(info.dit_path, dtype=compute, device=initial, weight_format=precision.weight_format)
         dit.device = initial
         patcher = wrap_for_comfy(dit, device, mm.unet_offload_device(),
                                  blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None)
@@ -176,8 +173,7 @@ class SanaWMTextEncoderLoader:
             "text_encoder": (_choices(local, ["gemma-2-2b-it", GEMMA2]), {"tooltip": (
                 "A Gemma-2 folder under models/text_encoders (config.json, weights, tokenizer), or a Hugging "
                 "Face repo id downloaded there on first use.")}),
-            "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": (
-                "auto = bf16 on GPUs (the reference's dtype), fp32 on CPU.")}),
+            "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip": DTYPE_TOOLTIP}),
             "after_encode": (["offload", "free"], {"default": "offload", "tooltip": (
                 "offload: move the encoder to CPU RAM after each prompt (fast to reuse). free: drop it "
                 "entirely after the first encode (saves ~5 GB of RAM; reload for a new prompt).")}),
@@ -190,7 +186,7 @@ class SanaWMTextEncoderLoader:
     def load(self, text_encoder, dtype, after_encode, path_or_hub_id=""):
         folder = resolve(text_encoder, path_or_hub_id, "text_encoders", known={"gemma-2-2b-it": GEMMA2})
         device = _device()
-        enc = GemmaPromptEncoder.from_folder(folder, dtype=_dtype(dtype, device), device=device,
+        enc = GemmaPromptEncoder.from_folder(folder, dtype=precision_of(dtype)[1], device=device,
                                              free_after_encode=after_encode == "free")
         enc.offload()
         return (enc,)
@@ -210,8 +206,7 @@ class SanaWMVAELoader:
             "vae": (_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL]), {"tooltip": (
                 "A release folder under models/sana_wm holding vae/ (either layout), or a Hugging Face repo "
                 "id; only vae/ is downloaded.")}),
-            "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": (
-                "auto = bf16 on GPUs (the reference's dtype), fp32 on CPU.")}),
+            "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip": DTYPE_TOOLTIP}),
             "tiling": (list(TILING_PRESETS), {"default": "reference", "tooltip": (
                 "reference: 512 px spatial tiles and 96-frame time windows like the reference (the decode "
                 "streams window by window). low_memory: 32-frame windows, a much smaller "
@@ -225,7 +220,7 @@ class SanaWMVAELoader:
     def load(self, vae, dtype, tiling, path_or_hub_id=""):
         folder = resolve(vae, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN, patterns=["vae/*"])
         device = _device()
-        v = LTX2Vae.from_folder(folder, dtype=_dtype(dtype, device), device=device,
+        v = LTX2Vae.from_folder(folder, dtype=precision_of(dtype)[1], device=device,
                                 tiling=TILING_PRESETS[tiling])
         return (v,)
 

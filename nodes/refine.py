@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
 from ..sana_wm_core.refiner import RefinerOptions, RefineSettings, SanaWMRefiner, locate_refiner
 from ..sana_wm_core.refiner.loading import HUB_REPO
+from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
+                        validate_precision)
 
 CATEGORY = "SANA-WM/refine"
 DEFAULT_REPO = "SANA-WM_bidirectional"
-_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
 def _sana_wm_dirs() -> list[str]:
@@ -70,12 +69,9 @@ class SanaWMRefinerLoader:
             "required": {
                 "repo": (_repo_choices(), {"tooltip": "A release folder under models/sana_wm holding refiner/ "
                                                       "(transformer, connectors, text_encoder)."}),
-                "dtype": (list(_DTYPES), {"default": "bfloat16",
-                                          "tooltip": "Compute dtype of the refiner and Gemma-3 (the release runs bf16)."}),
-                "weight_format": (["default", "fp8_e4m3fn"], {
-                    "default": "default",
-                    "tooltip": "fp8_e4m3fn stores the refiner's block weights in 8 bits (half the memory) and "
-                               "upcasts them per layer; slightly different numbers."}),
+                "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip": (
+                    DTYPE_TOOLTIP + " Used by the refiner and Gemma-3 (the release runs bf16).")}),
+                "weight_format": (list(WEIGHT_FORMATS), {"default": "default", "tooltip": WEIGHT_FORMAT_TOOLTIP}),
                 "offload_blocks": ("INT", {
                     "default": -1, "min": -1, "max": 64,
                     "tooltip": "-1: keep every refiner block on the GPU. N >= 0: keep only N blocks there and "
@@ -95,13 +91,17 @@ class SanaWMRefinerLoader:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, dtype, weight_format):
+        """Also accepts the older dtype values bfloat16 / float16 / float32 of saved workflows."""
+        return validate_precision(dtype, weight_format)
+
     def load(self, repo, dtype, weight_format, offload_blocks, keep_loaded, path_or_hub_id="", gemma3_folder=""):
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+        precision, compute = precision_of(dtype, weight_format)
         source = (path_or_hub_id or "").strip() or repo
         paths = locate_refiner(source, _sana_wm_dirs(), _gemma_dir(gemma3_folder), allow_download=True)
         options = RefinerOptions(
-            dtype=_DTYPES[dtype], fp8=weight_format == "fp8_e4m3fn",
+            dtype=compute, fp8=precision.fp8,
             offload_blocks=None if int(offload_blocks) < 0 else int(offload_blocks), keep_loaded=bool(keep_loaded),
         )
         return (SanaWMRefiner(paths, mm.get_torch_device(), options),)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sana_wm_core.refiner import RefinerOptions, SanaWMRefiner, locate_refiner
-from sana_wm_core.refiner.fp8 import Fp8Linear
+from sana_wm_core.runtime.fp8 import Fp8Linear
 from sana_wm_core.refiner.loading import load_refiner_transformer, load_text_encoder
 from sana_wm_core.testing.tiny_refiner import build_tiny_refiner
 
@@ -136,7 +136,7 @@ def test_block_offload_is_exact_and_streams(models, oracle):
     out = refiner.refine(lat, PROMPT, seed=42, fps=16)
     assert (out - _ref(oracle, lat)).abs().max().item() == 0.0
     # 4 chunks x (3 steps + 1 capture) + the sink capture, one streamed block each
-    assert refiner._offloader.loads == 4 * 4 + 1
+    assert refiner.offloader.loads == 4 * 4 + 1
     refiner.free()
 
 

@@ -45,7 +45,7 @@ def _stage1(camera_ref: list, num_frames: int, prefix: str, refine: bool) -> dic
     }
     if refine:
         wf["30"] = {"class_type": "SanaWMRefinerLoader",
-                    "inputs": {"repo": "SANA-WM_bidirectional", "dtype": "bfloat16", "weight_format": "default",
+                    "inputs": {"repo": "SANA-WM_bidirectional", "dtype": "auto", "weight_format": "default",
                                "offload_blocks": -1, "keep_loaded": False, "path_or_hub_id": "",
                                "gemma3_folder": ""}}
         wf["31"] = {"class_type": "SanaWMRefine",
@@ -108,7 +108,7 @@ def tiny_overrides(wf: dict, *, height: int, width: int, frames: int, steps: int
         elif kind == "SanaWMSampler":
             inp["steps"] = steps
         elif kind == "SanaWMRefinerLoader":
-            inp["dtype"] = "float32"
+            inp["dtype"] = "fp32"
         elif kind in ("SanaWMTextEncoderLoader", "SanaWMVAELoader", "SanaWMModelLoader"):
             inp["dtype"] = "fp32" if kind == "SanaWMModelLoader" else "auto"
         elif kind == "SanaWMEstimateIntrinsics":

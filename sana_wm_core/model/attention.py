@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..runtime.kernels import KernelSettings
 from .kernels import bidirectional_short_conv, camera_softmax_attention, frame_gdn, softmax_attention
 from .layers import ConvWeight, Linear, RMSNorm
 from .rope import apply_rope
@@ -30,6 +31,7 @@ class FrameContext:
     P: Optional[torch.Tensor] = None  # (B, N, 4, 4) world -> ray-local
     P_inv: Optional[torch.Tensor] = None
     chunk_id: Optional[list] = None  # per frame, chunk-causal variant only
+    kernels: Optional[KernelSettings] = None  # the model's kernel choice (None: from the environment)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -103,7 +105,7 @@ class HybridAttention(nn.Module):
         q, k, v = self._to_scan(q, f), self._to_scan(k, f), self._to_scan(v, f)
         rope = ctx.rope.view(f, S, -1)
         out = frame_gdn(apply_rope(q, rope), apply_rope(k, rope), v, beta, decay, q_den=q, k_den=k,
-                        eps=self.gdn_eps, chunk_id=ctx.chunk_id)
+                        eps=self.gdn_eps, chunk_id=ctx.chunk_id, kernels=ctx.kernels)
         return self._from_scan(out).to(v.dtype)
 
     def _main_softmax(self, q, k, v, ctx: FrameContext) -> torch.Tensor:
@@ -160,7 +162,7 @@ class HybridAttention(nn.Module):
         else:
             inflation = (ku_norm.clamp_min(1e-6) / k_norm.clamp_min(1e-6)).square().squeeze(-1).mean(dim=-1)
             beta_cam = beta / inflation.clamp_min(1.0).unsqueeze(-1)  # (B, H, F, S)
-            out = frame_gdn(qu, ku, vu, beta_cam, decay, chunk_id=ctx.chunk_id).to(v.dtype)
+            out = frame_gdn(qu, ku, vu, beta_cam, decay, chunk_id=ctx.chunk_id, kernels=ctx.kernels).to(v.dtype)
             out_tok = out.permute(0, 2, 3, 1, 4).reshape(B, N, H, D)
         res = torch.empty(B, N, H, D, dtype=out.dtype, device=out.device)
         ucpe_tokens(out_tok, ctx.P, ctx.cam_rope_inv, res)

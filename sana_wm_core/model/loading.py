@@ -16,26 +16,15 @@ import torch.nn as nn
 
 from .config import SanaWMConfig
 from .convert import original_to_diffusers, unwrap_state_dict, infer_config
-from .kernels.linear import FP8_DTYPE, quantize_fp8
+from ..runtime.dtypes import WEIGHT_FORMATS, parse_dtype
+from ..runtime.fp8 import FP8_DTYPE, quantize_fp8
+from ..runtime.offload import assign_tensor
 from .layers import Linear
-from .offload import assign_tensor
 from .transformer import SanaWMTransformer
 
 log = logging.getLogger("sana_wm")
 
-_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-           "fp16": torch.float16, "float16": torch.float16, "fp8": FP8_DTYPE, "fp8_e4m3": FP8_DTYPE,
-           "float8_e4m3fn": FP8_DTYPE}
 _OPTIONAL_KEYS = ("recall_gate",)  # buffers some checkpoints omit; they are zeros and unused
-
-
-def parse_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    key = str(dtype).lower().replace("torch.", "")
-    if key not in _DTYPES or _DTYPES[key] is None:
-        raise ValueError(f"dtype {dtype!r} is not one of fp32, bf16, fp16, fp8")
-    return _DTYPES[key]
 
 
 class _Source:
@@ -125,14 +114,17 @@ def _fp8_eligible(model: nn.Module, key: str) -> bool:
 
 def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, Any]],
                      config: Union[None, SanaWMConfig, dict] = None, *, dtype: Union[None, str, torch.dtype] = None,
-                     device: Union[str, torch.device] = "cpu") -> SanaWMTransformer:
+                     device: Union[str, torch.device] = "cpu", weight_format: str = "default") -> SanaWMTransformer:
     """Build the Stage-1 DiT from a checkpoint in either key layout.
 
     config: a SanaWMConfig, a diffusers-style dict, or None (read config.json when the folder has one,
-    otherwise infer everything from the tensor shapes). dtype: fp32 / bf16 / fp16 / fp8 (e4m3: the block
-    matmul weights are stored in fp8 with a per-row scale and upcast to bf16 per layer); None keeps the
-    checkpoint's dtype. A checkpoint that does not fit raises ValueError listing missing/unexpected keys.
+    otherwise infer everything from the tensor shapes). dtype: fp32 / bf16 / fp16 (the compute dtype; None
+    keeps the checkpoint's) or fp8 (= bf16 with weight_format fp8_e4m3fn). weight_format "fp8_e4m3fn" stores
+    the block matmul weights in e4m3 with a per-row scale (sana_wm_core/runtime/fp8.py), upcast per layer.
+    A checkpoint that does not fit raises ValueError listing missing/unexpected keys.
     """
+    if weight_format not in WEIGHT_FORMATS:
+        raise ValueError(f"weight_format {weight_format!r} is not one of {', '.join(WEIGHT_FORMATS)}")
     src = _open(state_dict_or_path)
     if config is None:
         base = None
@@ -144,10 +136,12 @@ def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, An
     else:
         cfg = config
     target = parse_dtype(dtype)
+    fp8 = weight_format == "fp8_e4m3fn" or (target is not None and target == FP8_DTYPE)
+    if fp8 and (target is None or target == FP8_DTYPE):
+        target = torch.bfloat16          # fp8 storage computes in bf16 unless a compute dtype is given
     with torch.device("meta"):
         model = SanaWMTransformer(cfg)
     _check_keys(model, src.shapes)
-    fp8 = target is not None and target == FP8_DTYPE
     dev = torch.device(device)
     for key in model.state_dict():
         if key not in src.shapes:
@@ -155,7 +149,7 @@ def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, An
             continue
         t = src.tensor(key)
         if t.is_floating_point():
-            cast = torch.bfloat16 if fp8 else (target or t.dtype)
+            cast = target or t.dtype
             if fp8 and _fp8_eligible(model, key):
                 q, scale = quantize_fp8(t)
                 assign_tensor(model, key, q.to(dev))
@@ -167,8 +161,8 @@ def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, An
         if buf is not None and buf.is_meta:
             raise ValueError(f"buffer {name} was not loaded")
     model.eval()
-    log.info("SANA-WM DiT loaded: %d blocks, hidden %d, dtype %s", cfg.num_layers, cfg.hidden_size,
-             "fp8" if fp8 else (target or "checkpoint"))
+    log.info("SANA-WM DiT loaded: %d blocks, hidden %d, dtype %s%s", cfg.num_layers, cfg.hidden_size,
+             target or "checkpoint", ", block weights fp8" if fp8 else "")
     return model
 
 

@@ -13,6 +13,8 @@ import torch.nn as nn
 
 from .attention import FrameContext
 from .block import SanaWMBlock
+from ..runtime.kernels import KernelSettings
+from ..runtime.offload import BlockOffloader
 from .config import SanaWMConfig, chunk_ids
 from .inputs import normalize_inputs
 from .layers import CaptionEmbedder, FinalLayer, Linear, PatchEmbed, RMSNorm, TimestepEmbedder
@@ -40,13 +42,23 @@ class SanaWMTransformer(nn.Module):
         self.blocks = nn.ModuleList(SanaWMBlock(cfg, i) for i in range(cfg.num_layers))
         self.final_layer = FinalLayer(C, cfg.in_channels * patch[0] * patch[1] * patch[2])
         self._block_callback: Optional[BlockCallback] = None
-        self._offloader = None
+        self._offloader: Optional[BlockOffloader] = None
+        self.kernels = KernelSettings.from_env()  # kernel choice, read once; assign to change it per model
         self._rope_cache: dict = {}
 
     # ------------------------------------------------------------------ integration hooks
     def set_block_callback(self, fn: Optional[BlockCallback]) -> None:
         """Call fn(block_index, num_blocks) before every block (ComfyUI interrupt checks, progress)."""
         self._block_callback = fn
+
+    @property
+    def offloader(self) -> Optional[BlockOffloader]:
+        """The block offloader streaming this model's blocks (`enable_block_offload`), None when placed whole."""
+        return self._offloader
+
+    @offloader.setter
+    def offloader(self, value: Optional[BlockOffloader]) -> None:
+        self._offloader = value
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -74,7 +86,7 @@ class SanaWMTransformer(nn.Module):
             cam = camera_rope_table(table, cfg.linear_head_dim)
             self._rope_cache[key] = tuple(t.contiguous().to(device) for t in (table, cam, cam.conj().resolve_conj()))
         rope, cam_rope, cam_rope_inv = self._rope_cache[key]
-        ctx = FrameContext(fhw=fhw, rope=rope)
+        ctx = FrameContext(fhw=fhw, rope=rope, kernels=self.kernels)
         if cfg.chunk_size is not None:
             ctx.chunk_id = chunk_ids(fhw[0], cfg.chunk_size, cfg.chunk_split_strategy)
         if camera_conditions is not None:

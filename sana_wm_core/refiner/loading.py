@@ -18,8 +18,8 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from .fp8 import FP8, convert_linears_to_fp8
 from ..deps import require
+from ..runtime.fp8 import FP8_DTYPE, convert_linears_to_fp8
 
 DEFAULT_TEXT_MAX_LENGTH = 1024
 HUB_REPO = "Efficient-Large-Model/SANA-WM_bidirectional"
@@ -181,7 +181,7 @@ def iter_tensors(folder: Path, want=lambda k: True) -> Iterator[tuple[str, torch
                 if _is_aux_key(key) or not want(key):
                     continue
                 t = fh.get_tensor(key)
-                if t.dtype in (FP8, torch.float8_e5m2):
+                if t.dtype in (FP8_DTYPE, torch.float8_e5m2):
                     t = t.to(torch.float32)
                     stem = key[: -len(".weight")] if key.endswith(".weight") else key
                     for sk in (f"{key}_scale", f"{stem}.weight_scale", f"{stem}.scale_weight"):

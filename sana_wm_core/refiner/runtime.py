@@ -15,7 +15,7 @@ import torch
 from ..latent import SanaWMLatent, require_latent
 from .loading import RefinerPaths, load_connectors, load_refiner_transformer, load_text_encoder, load_tokenizer
 from .loop import RefineSettings, check_latents, refine_latents
-from .offload import BlockOffloader, move_materialised
+from ..runtime.offload import BlockOffloader, move_materialised
 from .text import encode_refiner_prompt
 
 _TOP_VIDEO_MODULES = ("proj_in", "time_embed", "caption_projection", "norm_out", "proj_out")
@@ -61,6 +61,11 @@ class SanaWMRefiner:
         self._offloader: BlockOffloader | None = None
         self._prompt_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    @property
+    def offloader(self) -> BlockOffloader | None:
+        """The block offloader of the loaded network (None: not loaded, or every block on the device)."""
+        return self._offloader
+
     def __repr__(self) -> str:
         o = self.options
         return (f"SanaWMRefiner({self.paths.root}, device={self.device}, dtype={o.dtype}, fp8={o.fp8}, "
@@ -87,7 +92,7 @@ class SanaWMRefiner:
         layers = _decoder_layers(te)
         try:
             if self.options.offload_blocks is not None and layers is not None and self.device.type == "cuda":
-                streamer = BlockOffloader(layers, self.device, resident=0)
+                streamer = BlockOffloader(layers, self.device, resident=0, hooks=True)
                 move_materialised(te, self.device, exclude=layers)
             else:
                 te.to(self.device)
@@ -120,7 +125,8 @@ class SanaWMRefiner:
             for block in model.transformer_blocks:
                 move_materialised(block, self.device)
         else:
-            self._offloader = BlockOffloader(model.transformer_blocks, self.device, resident=o.offload_blocks)
+            self._offloader = BlockOffloader(model.transformer_blocks, self.device, resident=o.offload_blocks,
+                                             hooks=True)
         self._transformer = model
         return model
 

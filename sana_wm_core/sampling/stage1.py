@@ -48,7 +48,7 @@ def model_dtype_device(model: torch.nn.Module) -> tuple[torch.dtype, torch.devic
         dtype = params[0].dtype if params else torch.float32
     if not isinstance(device, torch.device):
         device = params[0].device if params else torch.device("cpu")
-    offloader = getattr(model, "_offloader", None)       # block offload: weights on CPU, compute elsewhere
+    offloader = getattr(model, "offloader", None)       # block offload: weights on CPU, compute elsewhere
     if offloader is not None and isinstance(getattr(offloader, "device", None), torch.device):
         device = offloader.device
     if dtype in (getattr(torch, "float8_e4m3fn", None), getattr(torch, "float8_e5m2", None)):

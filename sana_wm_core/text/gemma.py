@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from ..runtime.dtypes import auto_dtype
 from .chi_prompt import CHI_PROMPT_LINES
 
 MAX_LENGTH = 300
@@ -38,8 +39,6 @@ def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _default_dtype(device: torch.device) -> torch.dtype:
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 def _load_decoder(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
@@ -88,7 +87,7 @@ class GemmaPromptEncoder:
                 "(download Efficient-Large-Model/gemma-2-2b-it into models/text_encoders/gemma-2-2b-it)")
         dev = torch.device(device) if device is not None else _default_device()
         tok = AutoTokenizer.from_pretrained(str(tok_folder))
-        load_dtype = dtype or _default_dtype(dev)
+        load_dtype = dtype or auto_dtype(dev)
         enc = cls(tok, _load_decoder(folder, load_dtype), device=dev, **kw)
         enc._reload = lambda: _load_decoder(folder, load_dtype)
         return enc

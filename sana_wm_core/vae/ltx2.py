@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from ..deps import require
+from ..runtime.dtypes import auto_dtype
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class LTX2Vae:
             raise ValueError(f"{folder} holds a {cls_name}, not an LTX-2 VAE (AutoencoderKLLTX2Video)")
         dev = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
-        dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
+        dtype = dtype or auto_dtype(dev)
         vae = AutoencoderKLLTX2Video.from_pretrained(str(folder), torch_dtype=dtype).to(dev)
         return cls(vae, device=dev, **kw)
 

@@ -21,12 +21,14 @@ kernels would change the numbers (dit_spec.md §11: the release uses fla only fo
 frame-wise rule is GEMM-shaped (D x S x D per frame), which cuBLAS tensor cores already run at speed.
 
 On CUDA the same math runs as 4-6 Triton launches per call (`gdn_triton.py`: the state stays in
-registers across frames instead of ~6 small launches per frame). `SANA_WM_GDN_KERNEL=torch|triton` forces
-one implementation (default: Triton on CUDA when it imports and has a kernel for the shapes, else this
-file); `SANA_WM_GDN_PRECISION=ieee|tf32x3|tf32` picks the Triton fp32-dot mode (default ieee, the
-numerics of this file's fp32 matmuls). CPU tensors always take this file's path unless forced. In auto
-mode the Triton kernel must first pass `triton_self_check` (once per device, dtype and head dims) against
-this file's scan; a kernel that fails to compile, raises or disagrees is never used.
+registers across frames instead of ~6 small launches per frame). Which one runs is a `KernelSettings`
+(sana_wm_core/runtime/kernels.py; `kernels=`, the model passes its own; the SANA_WM_GDN_KERNEL /
+SANA_WM_GDN_PRECISION variables only supply the default): gdn torch|triton forces one implementation (auto:
+Triton on CUDA when it imports and has a kernel for the shapes, else this file); gdn_precision
+ieee|tf32x3|tf32 picks the Triton fp32-dot mode (default ieee, the numerics of this file's fp32 matmuls).
+CPU tensors always take this file's path unless forced. In auto mode the Triton kernel must first pass
+`triton_self_check` (once per device, dtype and head dims) against this file's scan; a kernel that fails to
+compile, raises or disagrees is never used.
 """
 from __future__ import annotations
 
@@ -36,9 +38,9 @@ from typing import Optional, Sequence
 
 import torch
 
+from ...runtime.kernels import KERNEL_ENV, PRECISION_ENV, KernelSettings  # noqa: F401  (re-exported names)
+
 log = logging.getLogger("sana_wm")
-KERNEL_ENV = "SANA_WM_GDN_KERNEL"
-PRECISION_ENV = "SANA_WM_GDN_PRECISION"
 _triton_state: dict = {}  # "module": the imported gdn_triton, or "error": why it is unusable (logged once)
 
 
@@ -99,11 +101,9 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "") == "1"
 
 
-def _pick_triton(q: torch.Tensor, v: torch.Tensor):
+def _pick_triton(q: torch.Tensor, v: torch.Tensor, settings: KernelSettings):
     """The gdn_triton module when this call should run the Triton kernel, else None."""
-    choice = os.environ.get(KERNEL_ENV, "").strip().lower()
-    if choice not in ("", "auto", "torch", "triton"):
-        raise ValueError(f"{KERNEL_ENV}={choice!r}: use 'torch', 'triton' or leave it unset (auto)")
+    choice = settings.gdn
     if choice == "torch" or (choice != "triton" and not q.is_cuda):
         return None
     if choice == "triton":
@@ -158,7 +158,7 @@ GDN_CHUNK_ELEMENTS = 1 << 28  # fp32 working-set cap per call: larger inputs are
 
 def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, decay: torch.Tensor, *,
               q_den: Optional[torch.Tensor] = None, k_den: Optional[torch.Tensor] = None, eps: float = 1e-8,
-              chunk_id: Optional[Sequence[int]] = None) -> torch.Tensor:
+              chunk_id: Optional[Sequence[int]] = None, kernels: Optional[KernelSettings] = None) -> torch.Tensor:
     """Bidirectional frame-wise delta rule.
 
     q, k, v: (B, H, T, S, D) (q/k already rotated for the numerator); beta: (B, H, T, S); decay: (B, H, T).
@@ -166,14 +166,12 @@ def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Ten
     chunk_id: chunk index per frame for the chunk-causal variant (the reverse scan stops at chunk ends).
     Computes in fp32 (recurrent stability, as the reference) and returns (B, H, T, S, D) fp32.
     Heads are independent, so long videos run a few heads at a time to bound the fp32 working set.
-    On CUDA this runs the Triton kernel when available (see the module docstring for the switches).
+    On CUDA this runs the Triton kernel when available; `kernels` picks (default: `KernelSettings.from_env()`).
     """
-    triton_mod = _pick_triton(q, v)
+    settings = kernels if kernels is not None else KernelSettings.from_env()
+    triton_mod = _pick_triton(q, v, settings)
+    precision, forced = settings.gdn_precision, settings.forced_triton
     if triton_mod is not None:
-        precision = os.environ.get(PRECISION_ENV, "").strip().lower() or "ieee"
-        if precision not in triton_mod.PRECISIONS:
-            raise ValueError(f"{PRECISION_ENV}={precision!r}: use one of {triton_mod.PRECISIONS}")
-        forced = os.environ.get(KERNEL_ENV, "").strip().lower() == "triton"
         if not forced and not triton_self_check(triton_mod, q, v, q_den is not None, precision):
             triton_mod = None
     if triton_mod is not None:
@@ -183,7 +181,7 @@ def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Ten
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as exc:  # e.g. a compile failure on an untested GPU: keep running, on torch
-            if os.environ.get(KERNEL_ENV, "").strip().lower() == "triton":
+            if forced:
                 raise
             _triton_state.pop("module", None)
             _triton_state["error"] = f"{type(exc).__name__}: {exc}"

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-PRECISIONS = ("ieee", "tf32x3", "tf32")
+from ...runtime.kernels import GDN_PRECISIONS as PRECISIONS
 MAX_HEAD_DIM = 128  # the state block of one program is (Dk padded) x BV fp32 registers
 
 
