@@ -64,6 +64,24 @@ for i, (B, H, T, S, D, Dv, cid, dt) in enumerate(cases):
         row[name + "_scale"] = ref.abs().max().item()
         row[name + "_routed"] = (routed - direct).abs().max().item()
         row[name + "_shape_ok"] = tuple(direct.shape) == tuple(ref.shape) and direct.dtype == torch.float32
+        # state in / state out: two windows split at T//2, the state carried, against the torch scan doing the same
+        cut = max(1, T // 2)
+        def win(fn, lo, hi, state, **extra):
+            sl = slice(lo, hi)
+            part = {n: t[:, :, sl] for n, t in kw.items()}
+            return fn(q[:, :, sl], k[:, :, sl], v[:, :, sl], beta[:, :, sl], decay[:, :, sl],
+                      chunk_id=None if cid is None else cid[sl], initial_state=state, output_final_state=True,
+                      **part, **extra)
+        carried = {}
+        for impl, fn, extra in (("torch", gdn._frame_gdn_torch, {}), ("triton", frame_gdn_triton, {})):
+            a, st = win(fn, 0, cut, None, **extra)
+            b, st2 = win(fn, cut, T, st, **extra) if cut < T else (a[:, :, :0], st)
+            carried[impl] = (torch.cat([a, b], 2), st, st2)
+        row[name + "_carry"] = (carried["triton"][0] - carried["torch"][0]).abs().max().item()
+        row[name + "_carry_state"] = max(
+            (getattr(carried["triton"][j], f) - getattr(carried["torch"][j], f)).abs().max().item()
+            for j in (1, 2) for f in ("num", "den") if getattr(carried["torch"][j], f) is not None)
+        row[name + "_carry_has_den"] = carried["triton"][2].den is not None
     report.append(row)
 
 # the first-use self-check: the real kernel passes; a kernel that is slightly wrong (1% off) is refused
@@ -109,6 +127,17 @@ def test_triton_kernel_matches_torch_under_interpreter(interpreter_report, case)
         assert row[name + "_scale"] > 0.1  # the comparison is not between two near-zero tensors
         assert row[name] < 1e-4, (CASES[case], name, row)
         assert row[name + "_routed"] == 0.0  # frame_gdn with SANA_WM_GDN_KERNEL=triton runs this kernel
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_triton_kernel_carries_state_like_torch_under_interpreter(interpreter_report, case):
+    """initial_state / output_final_state: two windows with the forward state carried between them give the
+    PyTorch scan's outputs and final states (numerator and normaliser)."""
+    row = interpreter_report["cases"][case]
+    for name in ("num", "den"):
+        assert row[name + "_carry"] < 1e-4, (CASES[case], name, row)
+        assert row[name + "_carry_state"] < 1e-4, (CASES[case], name, row)
+        assert row[name + "_carry_has_den"] == (name == "den")
 
 
 def _inputs(seed: int = 0, dtype=torch.float32):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+
+from ..chunks import plan_chunks as shared_plan_chunks
 from ..deps import require
 
 # The distilled LTX-2 stage-2 tail: three Euler steps.
@@ -48,8 +50,9 @@ class RefineSettings:
 
 
 def plan_chunks(num_frames: int, sink_size: int, block_size: int) -> list[tuple[int, int]]:
-    """`[start, end)` latent-frame ranges refined one after another (the sink is never refined)."""
-    return [(s, min(s + block_size, num_frames)) for s in range(sink_size, num_frames, block_size)]
+    """`[start, end)` latent-frame ranges refined one after another (the sink is never refined; a short
+    last chunk stays short)."""
+    return shared_plan_chunks(num_frames, block_size, start=sink_size)
 
 
 def pack_tokens(x: torch.Tensor, p: int = 1, pt: int = 1) -> torch.Tensor:
