@@ -1,7 +1,7 @@
 """Stage-2 nodes: load the LTX-2 sink-bidirectional refiner and refine a Stage-1 SANAWM_LATENT.
 
-Thin adapters over `sana_wm_core.refiner`; ComfyUI's progress bar, interrupt and memory management
-reach the engine as callbacks.
+Thin adapters over `sana_wm_core.refiner`; ComfyUI's progress bar and interrupt reach the engine through the
+one host adapter (`nodes/host.py`).
 """
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import os
 import torch
 
 import comfy.model_management as mm
-import comfy.utils
 import folder_paths
 
 from ..sana_wm_core.refiner import (RefinerOptions, RefineSettings, SanaWMRefiner, latent_tensor, locate_refiner,
                                     with_refined)
 from ..sana_wm_core.refiner.loading import HUB_REPO
+from .host import ComfyHost
 
 CATEGORY = "SANA-WM/refine"
 DEFAULT_REPO = "SANA-WM_bidirectional"
@@ -143,17 +143,9 @@ class SanaWMRefine:
         if not text:
             raise ValueError("prompt is empty and the latent carries no Stage-1 prompt; type the refiner prompt")
         settings = RefineSettings()
-        bar: list = []
-
-        def on_chunk(done: int, total: int) -> None:
-            if not bar:
-                bar.append(comfy.utils.ProgressBar(total))
-            bar[0].update_absolute(done, total)
-
         mm.unload_all_models()
         mm.soft_empty_cache()
-        out = refiner.refine(samples, text, seed=int(seed), fps=float(fps), settings=settings, on_chunk=on_chunk,
-                             check_interrupt=mm.throw_exception_if_processing_interrupted)
+        out = refiner.refine(samples, text, seed=int(seed), fps=float(fps), settings=settings, host=ComfyHost())
         return (with_refined(latent, out.to(samples.dtype), settings.sink_size),)
 
 

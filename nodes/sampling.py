@@ -1,18 +1,14 @@
 """Stage-1 nodes: image + camera + prompt -> SANAWM_CONDITIONING, and the sampler -> SANAWM_LATENT.
 
 Thin adapters over `sana_wm_core.sampling`: ComfyUI's progress bar, latent previews and interrupt reach
-the engine as callbacks (a per-step callback, plus a per-block check inside the DiT).
+the engine through the one host adapter (`nodes/host.py`): progress per step, cancel per DiT block.
 """
 from __future__ import annotations
 
-import comfy.model_management as mm
-import comfy.utils
-from PIL import Image
-
 from ..sana_wm_core.model import Stage1Model
-from ..sana_wm_core.sampling import SAMPLERS, SanaWMLatent, build_stage1_conditioning, latent_preview, sample_stage1
-from ..sana_wm_core.sampling.stage1 import check_sampling_args
-from .comfy_model import comfy_block_callback, load_for_sampling, wrap_for_comfy
+from ..sana_wm_core.sampling import SAMPLERS, SanaWMLatent, build_stage1_conditioning, plan_stage1, run_stage1
+from .comfy_model import load_for_sampling, wrap_for_comfy
+from .host import ComfyHost
 
 CATEGORY = "SANA-WM/sampling"
 
@@ -49,30 +45,6 @@ class SanaWMImageToVideo:
         cond = build_stage1_conditioning(image, camera, text_encoder, vae, prompt, negative_prompt,
                                          num_frames=num_frames, height=height, width=width)
         return (cond,)
-
-
-def _preview_hook(cond, steps: int):
-    """ProgressBar updates per step, with a JPEG preview when ComfyUI's preview method asks for one."""
-    pbar = comfy.utils.ProgressBar(steps)
-    try:
-        from comfy.cli_args import LatentPreviewMethod, args
-        wants = args.preview_method != LatentPreviewMethod.NoPreviews
-        size = args.preview_size
-    except Exception:  # noqa: BLE001 - previews are optional
-        wants, size = False, 512
-    proj = cond.meta.get("preview_proj")
-
-    def on_step(i: int, total: int, latents) -> None:
-        preview = None
-        if wants and proj is not None:
-            preview = ("JPEG", Image.fromarray(latent_preview(latents, proj)), size)
-        pbar.update_absolute(i + 1, total, preview)
-    return on_step
-
-
-def _interrupted() -> bool:
-    mm.throw_exception_if_processing_interrupted()   # raises ComfyUI's own InterruptProcessingException
-    return False
 
 
 class SanaWMSampler:
@@ -112,18 +84,10 @@ class SanaWMSampler:
         patcher = getattr(model, "patcher", None)
         if patcher is None:                      # a Stage1Model built outside the loader
             patcher = wrap_for_comfy(model.transformer)
-        batch = 2 if check_sampling_args(conditioning, steps, cfg, sampler) else 1   # bad inputs fail before loading
-        dit = load_for_sampling(patcher, conditioning.latent_shape, batch)
-        setter = getattr(dit, "set_block_callback", None)
-        if setter is not None:
-            setter(comfy_block_callback())
-        try:
-            latents = sample_stage1(dit, conditioning, steps=steps, guidance_scale=cfg, seed=seed,
-                                    flow_shift=shift, sampler=sampler, callback=_preview_hook(conditioning, steps),
-                                    interrupt=_interrupted)
-        finally:
-            if setter is not None:
-                setter(None)
+        plan = plan_stage1(conditioning, steps=steps, guidance_scale=cfg, seed=seed, flow_shift=shift,
+                           sampler=sampler)                  # bad inputs fail before loading
+        dit = load_for_sampling(patcher, plan.latent_shape, plan.batch)
+        latents = run_stage1(dit, conditioning, plan, host=ComfyHost())
         c = conditioning
         return (SanaWMLatent(samples=latents.cpu(), num_frames=c.num_frames, fps=c.fps, c2w=c.c2w, camera=c.camera,
                              prompt=c.prompt, meta={"seed": int(seed), "steps": int(steps), "cfg": float(cfg),

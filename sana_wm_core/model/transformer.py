@@ -10,7 +10,7 @@ the window (chunk-causal and streaming samplers, see `cache.py`).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -24,13 +24,14 @@ from .config import chunk_starts as planned_chunk_starts
 from .inputs import normalize_inputs
 from .layers import CaptionEmbedder, FinalLayer, Linear, PatchEmbed, RMSNorm, TimestepEmbedder
 from .rope import camera_rope_table, rope_table
+from ..runtime.host import Host
 from .ucpe import ray_matrices
-
-BlockCallback = Callable[[int, int], None]
 
 
 class SanaWMTransformer(nn.Module):
     """Stage-1 DiT built from a `SanaWMConfig` (any size)."""
+
+    accepts_host = True  # forward(host=) checks the host's interrupt before every block
 
     def __init__(self, config: SanaWMConfig) -> None:
         super().__init__()
@@ -46,15 +47,10 @@ class SanaWMTransformer(nn.Module):
         self.raymap_embedder = PatchEmbed(3, C, patch)  # in the checkpoint, unused by this configuration
         self.blocks = nn.ModuleList(SanaWMBlock(cfg, i) for i in range(cfg.num_layers))
         self.final_layer = FinalLayer(C, cfg.in_channels * patch[0] * patch[1] * patch[2])
-        self._block_callback: Optional[BlockCallback] = None
         self._offloader = None
         self._rope_cache: dict = {}
 
     # ------------------------------------------------------------------ integration hooks
-    def set_block_callback(self, fn: Optional[BlockCallback]) -> None:
-        """Call fn(block_index, num_blocks) before every block (ComfyUI interrupt checks, progress)."""
-        self._block_callback = fn
-
     @property
     def compute_dtype(self) -> torch.dtype:
         """Activation dtype: the weights' dtype, bf16 when the weights are stored in fp8."""
@@ -115,7 +111,7 @@ class SanaWMTransformer(nn.Module):
                 encoder_attention_mask: Optional[torch.Tensor] = None,
                 camera_conditions: Optional[torch.Tensor] = None, chunk_plucker: Optional[torch.Tensor] = None,
                 *, mask: Optional[torch.Tensor] = None,
-                block_callback: Optional[BlockCallback] = None, cache: Optional[DiTCache] = None,
+                host: Optional[Host] = None, cache: Optional[DiTCache] = None,
                 output_cache: bool = False, chunk_starts: Optional[Sequence[int]] = None):
         """Velocity (B, C, F, H, W).
 
@@ -127,6 +123,8 @@ class SanaWMTransformer(nn.Module):
         cache: the `DiTCache` of the frames before this window (the window starts at `cache.next_frame`;
         RoPE uses absolute positions); output_cache: return `(velocity, DiTCache after the window)`.
         chunk_starts: absolute chunk start frames (chunk-causal model; default: the config's plan).
+        host: a `runtime.host.Host` whose `check_interrupt()` runs before every block (a cancel lands
+        within one block).
         """
         cfg = self.config
         device = self._offloader.device if self._offloader is not None else hidden_states.device
@@ -152,12 +150,10 @@ class SanaWMTransformer(nn.Module):
         if self.attention_y_norm is not None:
             y = self.attention_y_norm(y)
 
-        callback = block_callback or self._block_callback
-        n = len(self.blocks)
         new_states = []
         for i, block in enumerate(self.blocks):
-            if callback is not None:
-                callback(i, n)
+            if host is not None:
+                host.check_interrupt()
             if self._offloader is not None:
                 self._offloader.before_block(i)
             if cache is None and not output_cache:

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from ..runtime.host import Host
 from .loading import RefinerPaths, load_connectors, load_refiner_transformer, load_text_encoder, load_tokenizer
 from .loop import RefineSettings, check_latents, refine_latents
 from .offload import BlockOffloader, move_materialised
@@ -137,15 +138,19 @@ class SanaWMRefiner:
         seed: int,
         fps: float,
         settings: RefineSettings = RefineSettings(),
+        host: Host | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
         check_interrupt: Callable[[], None] | None = None,
     ) -> torch.Tensor:
-        """Refined latents on CPU (same shape; frame 0 bit-identical). Noise comes from a CPU generator."""
+        """Refined latents on CPU (same shape; frame 0 bit-identical). Noise comes from a CPU generator.
+        Progress per chunk and cancel go through `host` (or the plain callables, see `refine_latents`)."""
         settings.validate()
         check_latents(latents, self.in_channels(), int(settings.sink_size))
         if not fps or float(fps) <= 0:
             raise ValueError(f"fps must be positive (it scales the refiner's temporal RoPE), got {fps}")
         ctx, mask = self.encode_prompt(prompt)
+        if host is not None:
+            host.check_interrupt()
         if check_interrupt is not None:
             check_interrupt()
         net = self.network()
@@ -153,7 +158,8 @@ class SanaWMRefiner:
         try:
             out = refine_latents(
                 net, latents, ctx.to(self.device), mask.to(self.device), fps=float(fps), generator=gen,
-                dtype=self.options.dtype, settings=settings, on_chunk=on_chunk, check_interrupt=check_interrupt,
+                dtype=self.options.dtype, settings=settings, host=host, on_chunk=on_chunk,
+                check_interrupt=check_interrupt,
             )
             return out.to("cpu")
         finally:
