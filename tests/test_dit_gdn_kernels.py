@@ -217,13 +217,7 @@ def test_missing_triton_logs_once_and_forced_use_explains(monkeypatch, caplog):
         gdn.frame_gdn(*_inputs())
 
 
-AOT_# (B, H, T, S, D, Dv, chunk_id, dtype, cut): the state is carried across frame `cut` (a chunk start)
-CARRY_CASES = [
-    (1, 2, 6, 10, 32, 48, [0, 1, 1, 2, 2, 2], "float32", 3),
-    (2, 1, 4, 5, 16, 16, [0, 0, 1, 1], "bfloat16", 2),
-]
-
-SCRIPT = r'''
+AOT_SCRIPT = r'''
 import json, os, re, subprocess, sys
 sys.path.insert(0, sys.argv[1])
 import triton
