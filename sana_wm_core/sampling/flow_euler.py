@@ -15,7 +15,7 @@ from .steps import (SamplingRun, euler_per_token, euler_scheduler_step, frame_ti
                     guided_velocity, initial_latents)
 
 
-def flow_euler_ltx(model, cond: Stage1Conditioning, run: SamplingRun) -> torch.Tensor:
+def _denoise(model, cond: Stage1Conditioning, run: SamplingRun, per_token: bool) -> torch.Tensor:
     sched = flow_schedule(run.steps, run.flow_shift)
     latents = initial_latents(cond, run)
     inp = guidance_inputs(cond, run)
@@ -23,19 +23,17 @@ def flow_euler_ltx(model, cond: Stage1Conditioning, run: SamplingRun) -> torch.T
     for i, t in enumerate(sched.timesteps):
         tstep = frame_timesteps(t, L, inp.batch, run.pinned, run.device)
         v = guided_velocity(model, latents, tstep, inp, run)
-        latents = euler_per_token(latents, v, t, sched.sigmas, run.pinned)
+        if per_token:
+            latents = euler_per_token(latents, v, t, sched.sigmas, run.pinned)
+        else:
+            latents = euler_scheduler_step(latents, v, i, sched, run.pinned)
         run.step_done(i, sched.steps, latents, cond)
     return latents
+
+
+def flow_euler_ltx(model, cond: Stage1Conditioning, run: SamplingRun) -> torch.Tensor:
+    return _denoise(model, cond, run, per_token=True)
 
 
 def flow_euler(model, cond: Stage1Conditioning, run: SamplingRun) -> torch.Tensor:
-    sched = flow_schedule(run.steps, run.flow_shift)
-    latents = initial_latents(cond, run)
-    inp = guidance_inputs(cond, run)
-    L = latents.shape[2]
-    for i, t in enumerate(sched.timesteps):
-        tstep = frame_timesteps(t, L, inp.batch, run.pinned, run.device)
-        v = guided_velocity(model, latents, tstep, inp, run)
-        latents = euler_scheduler_step(latents, v, i, sched, run.pinned)
-        run.step_done(i, sched.steps, latents, cond)
-    return latents
+    return _denoise(model, cond, run, per_token=False)
