@@ -1,16 +1,16 @@
-"""ComfyUI glue for the Stage-1 DiT: hand it to ComfyUI's model management and check interrupts per block.
+"""ComfyUI glue for the Stage-1 DiT: hand it to ComfyUI's model management.
 
 Typical use in a loader / sampler node (nodes/models.py, nodes/sampling.py):
 
-    from .comfy_model import wrap_for_comfy, load_for_sampling, comfy_block_callback
+    from .comfy_model import wrap_for_comfy, load_for_sampling
+    from .host import ComfyHost
 
     model = load_transformer(path, dtype="bf16")                      # lives on the CPU
     patcher = wrap_for_comfy(model)                                     # offload="none"
     patcher = wrap_for_comfy(model, blocks_resident=4)                  # offload="block"
     ...                                                                 # the loader returns it in SANAWM_MODEL
     net = load_for_sampling(patcher, latent.shape, batch=2)           # comfy.model_management.load_models_gpu
-    net.set_block_callback(comfy_block_callback())                    # Cancel stops within one block
-    v = net(x, t, text, mask, camera, plucker)
+    v = net(x, t, text, mask, camera, plucker, host=ComfyHost())      # Cancel stops within one block
 
 ComfyUI then places the weights on the GPU, keeps them there between prompts and frees them under memory
 pressure (or on POST /free) like any other model. When only part of the model fits, ComfyUI leaves some
@@ -21,7 +21,7 @@ instead (see `BlockOffloadPatcher`).
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -163,14 +163,3 @@ def load_for_sampling(patcher: "comfy.model_patcher.ModelPatcher", latent_shape:
     mm.load_models_gpu([patcher], memory_required=need, minimum_memory_required=need)
     return patcher.model
 
-
-def comfy_block_callback(progress: Optional[Callable[[int, int], None]] = None) -> Callable[[int, int], None]:
-    """A per-block callback for `model.set_block_callback`: raises ComfyUI's InterruptProcessingException
-    as soon as the user cancels (checked before every block), then calls `progress(block, num_blocks)`."""
-
-    def callback(block: int, num_blocks: int) -> None:
-        mm.throw_exception_if_processing_interrupted()
-        if progress is not None:
-            progress(block, num_blocks)
-
-    return callback

@@ -38,16 +38,9 @@ def _input_images() -> list[str]:
     return [NO_FILE] + sorted(folder_paths.filter_files_content_types(files, ["image"]))
 
 
-def _download_progress():
-    """Byte progress of a first-use hub download on the node's ComfyUI progress bar."""
-    import comfy.utils
-    bars: dict = {}
-
-    def report(done: int, total: int) -> None:
-        if total > 0:
-            bar = bars.setdefault("bar", comfy.utils.ProgressBar(total))
-            bar.update_absolute(min(done, total), total)
-    return report
+def _host():
+    from .host import ComfyHost  # ComfyUI is imported only when a node runs
+    return ComfyHost()
 
 
 def _device():
@@ -105,15 +98,17 @@ class SanaWMEstimateIntrinsics:
                                  "choose 'none'")
             exif_source = Path(folder_paths.get_annotated_filepath(exif_image))
 
+        host = _host()
+
         def checkpoint() -> Path:
             import comfy.model_management as mm
-            mm.throw_exception_if_processing_interrupted()
+            host.check_interrupt()
             device = mm.get_torch_device()
             if getattr(device, "type", "cpu") == "cuda":
                 mm.free_memory(PI3X_GPU_BYTES, device)  # room for Pi3X's ~0.85B fp32 weights + activations
             folders = [Path(p) for p in folder_paths.get_folder_paths(PI3X_FOLDER)]
             return resolve_checkpoint(pi3x_checkpoint, folders, download_dir=folders[0] if folders else None,
-                                      progress=_download_progress())
+                                      progress=lambda done, total: total > 0 and host.progress(done, total))
 
         result = estimate_intrinsics(pil, method, fov_deg=fov_deg, exif_source=exif_source,
                                      checkpoint=checkpoint if method == "pi3x" else None, device=_device(),

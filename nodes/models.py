@@ -14,7 +14,6 @@ from typing import Any
 import torch
 
 import comfy.model_management as mm
-import comfy.utils
 import folder_paths
 
 from ..sana_wm_core.model import Stage1Model, read_release
@@ -24,6 +23,7 @@ from ..sana_wm_core.weights import locate_repo
 from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
+from .host import ComfyHost
 
 CATEGORY = "SANA-WM/loaders"
 BIDIRECTIONAL = "Efficient-Large-Model/SANA-WM_bidirectional"
@@ -55,8 +55,7 @@ def _choices(local: list[str], defaults: list[str]) -> list[str]:
 
 
 def _progress():
-    bar = comfy.utils.ProgressBar(1)
-    return lambda done, total: bar.update_absolute(done, max(total, 1))
+    return ComfyHost().progress  # download progress (done, total) on the node's bar
 
 
 def resolve(choice: str, override: str, kind: str, *, known: dict[str, str], patterns=None) -> Path:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import comfy.model_management as mm
-import comfy.utils
 import folder_paths
 
 from ..sana_wm_core.latent import require_latent
 from ..sana_wm_core.vae import LTX2Vae, decode_latent_frames, decode_latent_images
 from ..sana_wm_core.video import save_latent_clip
+from .host import ComfyHost
 
 CATEGORY = "SANA-WM/output"
 
@@ -90,14 +89,14 @@ class SanaWMSaveVideo:
             filename_prefix, out_dir, w * v.spatial_ratio, h * v.spatial_ratio)
         file = f"{name}_{counter:05}_.mp4"
         total = lat.output_frames
-        pbar = comfy.utils.ProgressBar(total)
+        host = ComfyHost()
 
         def frames():
             done = 0
             for chunk in decode_latent_frames(v, lat):
-                mm.throw_exception_if_processing_interrupted()
+                host.check_interrupt()
                 done += len(chunk)
-                pbar.update_absolute(done, total)
+                host.progress(done, total)
                 yield chunk
 
         info, json_path = save_latent_clip(frames(), os.path.join(folder, file), lat, camera=camera, fps=fps,

@@ -1,20 +1,20 @@
 """Stage-2 nodes: load the LTX-2 sink-bidirectional refiner and refine a Stage-1 SANAWM_LATENT.
 
-Thin adapters over `sana_wm_core.refiner`; ComfyUI's progress bar, interrupt and memory management
-reach the engine as callbacks.
+Thin adapters over `sana_wm_core.refiner`; ComfyUI's progress bar and interrupt reach the engine through the
+one host adapter (`nodes/host.py`).
 """
 from __future__ import annotations
 
 import os
 
 import comfy.model_management as mm
-import comfy.utils
 import folder_paths
 
 from ..sana_wm_core.refiner import RefinerOptions, RefineSettings, SanaWMRefiner, locate_refiner
 from ..sana_wm_core.refiner.loading import HUB_REPO
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
+from .host import ComfyHost
 
 CATEGORY = "SANA-WM/refine"
 DEFAULT_REPO = "SANA-WM_bidirectional"
@@ -139,17 +139,9 @@ class SanaWMRefine:
             raise ValueError("refiner input must come from 'SANA-WM Refiner Loader'")
         text = refiner.prompt_for(latent, prompt)          # bad inputs fail before anything is unloaded
         settings = RefineSettings()
-        bar: list = []
-
-        def on_chunk(done: int, total: int) -> None:
-            if not bar:
-                bar.append(comfy.utils.ProgressBar(total))
-            bar[0].update_absolute(done, total)
-
         mm.unload_all_models()
         mm.soft_empty_cache()
-        return (refiner.refine_latent(latent, text, seed=int(seed), settings=settings, on_chunk=on_chunk,
-                                      check_interrupt=mm.throw_exception_if_processing_interrupted),)
+        return (refiner.refine_latent(latent, text, seed=int(seed), settings=settings, host=ComfyHost()),)
 
 
 NODE_CLASS_MAPPINGS = {"SanaWMRefinerLoader": SanaWMRefinerLoader, "SanaWMRefine": SanaWMRefine}

@@ -1,18 +1,14 @@
 """Stage-1 nodes: image + camera + prompt -> SANAWM_CONDITIONING, and the sampler -> SANAWM_LATENT.
 
 Thin adapters over `sana_wm_core.sampling`: ComfyUI's progress bar, latent previews and interrupt reach
-the engine as callbacks (a per-step callback, plus a per-block check inside the DiT).
+the engine through the one host adapter (`nodes/host.py`): progress per step, cancel per DiT block.
 """
 from __future__ import annotations
 
-import comfy.model_management as mm
-import comfy.utils
-from PIL import Image
-
 from ..sana_wm_core.model import Stage1Model
-from ..sana_wm_core.sampling import SAMPLERS, build_stage1_conditioning, latent_preview, sample_stage1_latent
-from ..sana_wm_core.sampling.stage1 import check_sampling_args
-from .comfy_model import comfy_block_callback, load_for_sampling, wrap_for_comfy
+from ..sana_wm_core.sampling import SAMPLERS, build_stage1_conditioning, plan_stage1, run_stage1, stage1_latent
+from .comfy_model import load_for_sampling, wrap_for_comfy
+from .host import ComfyHost
 
 CATEGORY = "SANA-WM/sampling"
 
@@ -59,30 +55,6 @@ class SanaWMImageToVideo:
         return (cond,)
 
 
-def _preview_hook(cond, steps: int):
-    """ProgressBar updates per step, with a JPEG preview when ComfyUI's preview method asks for one."""
-    pbar = comfy.utils.ProgressBar(steps)
-    try:
-        from comfy.cli_args import LatentPreviewMethod, args
-        wants = args.preview_method != LatentPreviewMethod.NoPreviews
-        size = args.preview_size
-    except Exception:  # noqa: BLE001 - previews are optional
-        wants, size = False, 512
-    proj = cond.preview_proj
-
-    def on_step(i: int, total: int, latents) -> None:
-        preview = None
-        if wants and proj is not None:
-            preview = ("JPEG", Image.fromarray(latent_preview(latents, proj)), size)
-        pbar.update_absolute(i + 1, total, preview)
-    return on_step
-
-
-def _interrupted() -> bool:
-    mm.throw_exception_if_processing_interrupted()   # raises ComfyUI's own InterruptProcessingException
-    return False
-
-
 class SanaWMSampler:
     DESCRIPTION = ("Stage-1 denoising: flow-matching Euler with the first latent frame pinned to the image "
                    "(flow_euler_ltx, the reference default), classifier-free guidance batched as [uncond, cond].")
@@ -120,20 +92,11 @@ class SanaWMSampler:
         patcher = getattr(model, "patcher", None)
         if patcher is None:                      # a Stage1Model built outside the loader
             patcher = wrap_for_comfy(model.transformer)
-        batch = 2 if check_sampling_args(conditioning, steps, cfg, sampler) else 1   # bad inputs fail before loading
+        plan = plan_stage1(conditioning, steps=steps, guidance_scale=cfg, seed=seed, flow_shift=shift,
+                           sampler=sampler)                  # bad inputs fail before loading
         conditioning.check_prefix(tuple(model.chi_prompt))
-        dit = load_for_sampling(patcher, conditioning.latent_shape, batch)
-        setter = getattr(dit, "set_block_callback", None)
-        if setter is not None:
-            setter(comfy_block_callback())
-        try:
-            latent = sample_stage1_latent(dit, conditioning, steps=steps, guidance_scale=cfg, seed=seed,
-                                          flow_shift=shift, sampler=sampler,
-                                          callback=_preview_hook(conditioning, steps), interrupt=_interrupted)
-        finally:
-            if setter is not None:
-                setter(None)
-        return (latent,)
+        dit = load_for_sampling(patcher, plan.latent_shape, plan.batch)
+        return (stage1_latent(conditioning, run_stage1(dit, conditioning, plan, host=ComfyHost()), plan),)
 
 
 NODE_CLASS_MAPPINGS = {"SanaWMImageToVideo": SanaWMImageToVideo, "SanaWMSampler": SanaWMSampler}

@@ -118,14 +118,24 @@ def test_interrupt_is_checked_before_every_block(comfy_glue):
     glue, mm = comfy_glue
     model, _ = make_pair(0)
     kw = inputs(model.config, B=1, F=3)
-    seen = []
-    model.set_block_callback(glue.comfy_block_callback(lambda i, n: seen.append(i)))
-    run_ours(model, kw)
+    seen, ran = [], []
+    for i, block in enumerate(model.blocks):
+        block.register_forward_pre_hook(lambda m, a, i=i: ran.append(i))
+    ComfyHost = _import_pack_module("host").ComfyHost
+
+    class Recording(ComfyHost):  # the one ComfyUI host adapter, noting which block is about to run
+        def check_interrupt(self):
+            seen.append(len(ran))
+            super().check_interrupt()
+
+    run_ours(model, dict(kw, host=Recording()))
     assert seen == [0, 1, 2, 3]
+    ran.clear()
     mm.interrupt_current_processing(True)
     try:
         with pytest.raises(mm.InterruptProcessingException):
-            run_ours(model, kw)
+            run_ours(model, dict(kw, host=Recording()))
+        assert ran == []  # stopped before the first block
     finally:
         mm.interrupt_current_processing(False)
 

@@ -29,6 +29,12 @@ CASES = [
     (1, 1, 3, 5, 112, 112, [0, 0, 1], "float32"),
 ]
 
+# (B, H, T, S, D, Dv, chunk_id, dtype, cut): the state is carried across frame `cut` (a chunk start)
+CARRY_CASES = [
+    (1, 2, 6, 10, 32, 48, [0, 1, 1, 2, 2, 2], "float32", 3),
+    (2, 1, 4, 5, 16, 16, [0, 0, 1, 1], "bfloat16", 2),
+]
+
 SCRIPT = r'''
 import json, os, sys, time
 os.environ["TRITON_INTERPRET"] = "1"
@@ -66,6 +72,41 @@ for i, (B, H, T, S, D, Dv, cid, dt) in enumerate(cases):
         row[name + "_shape_ok"] = tuple(direct.shape) == tuple(ref.shape) and direct.dtype == torch.float32
     report.append(row)
 
+# state in / state out: two windows split at a chunk start, the state carried, against the torch scan doing
+# the same (small shapes: the interpreter is slow)
+carry = []
+for i, (B, H, T, S, D, Dv, cid, dt, cut) in enumerate(json.loads(sys.argv[3])):
+    g = torch.Generator().manual_seed(100 + i)
+    dtype = getattr(torch, dt)
+    scale = (D * S) ** -0.5
+    q, qd = torch.rand(B, H, T, S, D, generator=g).to(dtype), torch.rand(B, H, T, S, D, generator=g).to(dtype)
+    k = (torch.rand(B, H, T, S, D, generator=g) * scale).to(dtype)
+    kd = (torch.rand(B, H, T, S, D, generator=g) * scale).to(dtype)
+    v = torch.randn(B, H, T, S, Dv, generator=g).to(dtype)
+    beta = torch.rand(B, H, T, S, generator=g).to(dtype)
+    decay = torch.rand(B, H, T, generator=g)
+    row = {"case": i}
+    for name, kw in (("num", {}), ("den", {"q_den": qd, "k_den": kd})):
+        res = {}
+        for impl, fn in (("torch", gdn._frame_gdn_torch), ("triton", frame_gdn_triton)):
+            outs, states, st = [], [], None
+            for lo, hi in ((0, cut), (cut, T)):
+                sl = slice(lo, hi)
+                out, st = fn(q[:, :, sl], k[:, :, sl], v[:, :, sl], beta[:, :, sl], decay[:, :, sl],
+                             chunk_id=None if cid is None else cid[sl], initial_state=st, output_final_state=True,
+                             **{n: t[:, :, sl] for n, t in kw.items()})
+                outs.append(out)
+                states.append(st)
+            res[impl] = (torch.cat(outs, 2), states)
+        row[name] = (res["triton"][0] - res["torch"][0]).abs().max().item()
+        row[name + "_scale"] = res["torch"][0].abs().max().item()
+        row[name + "_state"] = max((getattr(a, f) - getattr(b, f)).abs().max().item()
+                                   for a, b in zip(res["triton"][1], res["torch"][1]) for f in ("num", "den")
+                                   if getattr(b, f) is not None)
+        row[name + "_has_den"] = all(st.den is not None for st in res["triton"][1])
+    carry.append(row)
+print("CARRY" + json.dumps(carry))
+
 # the first-use self-check: the real kernel passes; a kernel that is slightly wrong (1% off) is refused
 import logging, types
 from sana_wm_core.model.kernels import gdn_triton
@@ -85,12 +126,15 @@ def interpreter_report(tmp_path_factory) -> list:
     script = tmp_path_factory.mktemp("gdn") / "check.py"
     script.write_text(SCRIPT)
     env = {k: v for k, v in os.environ.items() if k not in ("SANA_WM_GDN_KERNEL", "SANA_WM_GDN_PRECISION")}
-    proc = subprocess.run([sys.executable, str(script), str(ROOT), json.dumps(CASES)], capture_output=True,
+    proc = subprocess.run([sys.executable, str(script), str(ROOT), json.dumps(CASES), json.dumps(CARRY_CASES)],
+                          capture_output=True,
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT")][-1]
     check = [ln for ln in proc.stdout.splitlines() if ln.startswith("SELFCHECK")][-1]
+    carry = [ln for ln in proc.stdout.splitlines() if ln.startswith("CARRY")][-1]
     return {"cases": json.loads(line[len("REPORT"):]), "self_check": json.loads(check[len("SELFCHECK"):]),
+            "carry": json.loads(carry[len("CARRY"):]),
             "log": proc.stderr}
 
 
@@ -109,6 +153,18 @@ def test_triton_kernel_matches_torch_under_interpreter(interpreter_report, case)
         assert row[name + "_scale"] > 0.1  # the comparison is not between two near-zero tensors
         assert row[name] < 1e-4, (CASES[case], name, row)
         assert row[name + "_routed"] == 0.0  # frame_gdn with SANA_WM_GDN_KERNEL=triton runs this kernel
+
+
+@pytest.mark.parametrize("case", range(len(CARRY_CASES)))
+def test_triton_kernel_carries_state_like_torch_under_interpreter(interpreter_report, case):
+    """initial_state / output_final_state: two windows with the forward state carried between them give the
+    PyTorch scan's outputs and final states (numerator and normaliser)."""
+    row = interpreter_report["carry"][case]
+    for name in ("num", "den"):
+        assert row[name + "_scale"] > 0.1
+        assert row[name] < 1e-4, (CARRY_CASES[case], name, row)
+        assert row[name + "_state"] < 1e-4, (CARRY_CASES[case], name, row)
+        assert row[name + "_has_den"] == (name == "den")
 
 
 def _inputs(seed: int = 0, dtype=torch.float32):
@@ -176,10 +232,15 @@ cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia",
 jobs = [
     (g._transition_kernel, ["*bf16", "*bf16", "*bf16", P, P] + ["i32"] * 16,
      dict(T=T, S=S, DXP=dxp, BN=g.transition_bn(dxp), BS=g.TOKEN_BLOCK, HAS_VEC=True), 3),
-    (g._scan_kernel, [P, P, P, "*i32", P] + ["i32"] * 6,
-     dict(T=T, DXP=dxp, BV=g.scan_bv(D), KC=g.SCAN_KC), 1),
-    (g._scan_kernel, [P, P, P, "*i32", P] + ["i32"] * 6,
-     dict(T=T, DXP=dxp, BV=g.scan_bv(1), KC=g.SCAN_KC), 1),
+    (g._scan_kernel, [P, P, P, "*i32", P, P] + ["i32"] * 6,
+     dict(T=T, DXP=dxp, BV=g.scan_bv(D), KC=g.SCAN_KC, HAS_INIT=False), 1),
+    (g._scan_kernel, [P, P, P, "*i32", P, P] + ["i32"] * 6,
+     dict(T=T, DXP=dxp, BV=g.scan_bv(1), KC=g.SCAN_KC, HAS_INIT=False), 1),
+    # with a carried state (chunk-causal / streaming windows)
+    (g._scan_kernel, [P, P, P, "*i32", P, P] + ["i32"] * 6,
+     dict(T=T, DXP=dxp, BV=g.scan_bv(D), KC=g.SCAN_KC, HAS_INIT=True), 1),
+    (g._scan_kernel, [P, P, P, "*i32", P, P] + ["i32"] * 6,
+     dict(T=T, DXP=dxp, BV=g.scan_bv(1), KC=g.SCAN_KC, HAS_INIT=True), 1),
     (g._output_kernel, ["*bf16", P, "*bf16", P, P, "fp32"] + ["i32"] * 12,
      dict(T=T, S=S, DXP=dxp, BS=g.TOKEN_BLOCK, BV=g.output_bv(D), HAS_DEN=True), 3),
 ]
@@ -210,7 +271,7 @@ def test_kernels_compile_for_sm90_without_spills(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT")][-1][len("REPORT"):])
-    assert len(report) == 8
+    assert len(report) == 12  # 6 launches (4 without a carried state, 2 scans with one) x 2 precisions
     for row in report:
         assert row["stack"] == 0 and row["regs"] <= 255, row
         assert row["shared"] <= 227 * 1024, row

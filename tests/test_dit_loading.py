@@ -98,23 +98,62 @@ def test_reduced_precision_loads_run(pair, kw, want, dtype, tol):
 def test_block_callback_and_offload(pair, kw):
     model = load_transformer(pair[1].state_dict())
     base = run_ours(model, kw)
-    seen = []
-    model.set_block_callback(lambda i, n: seen.append((i, n)))
-    run_ours(model, kw)
-    assert seen == [(i, 4) for i in range(4)]
+    seen, ran = [], []
+    hooks = [b.register_forward_pre_hook(lambda m, a, i=i: ran.append(i)) for i, b in enumerate(model.blocks)]
 
     class Stop(Exception):
         pass
 
-    def stop_at_2(i, n):
-        if i == 2:
-            raise Stop
+    class Host:  # the runtime.host.Host protocol: records which block is about to run when it is asked
+        def __init__(self, stop_at=None):
+            self.stop_at = stop_at
 
+        def progress(self, done, total, preview=None):
+            pass
+
+        def check_interrupt(self):
+            seen.append((len(ran), len(model.blocks)))
+            if len(ran) == self.stop_at:
+                raise Stop
+
+    run_ours(model, dict(kw, host=Host()))
+    assert seen == [(i, 4) for i in range(4)]
+    ran.clear()
     with pytest.raises(Stop):
-        run_ours(model, dict(kw, block_callback=stop_at_2))
-    model.set_block_callback(None)
+        run_ours(model, dict(kw, host=Host(stop_at=2)))
+    assert ran == [0, 1]  # block 2 never ran
+    for h in hooks:
+        h.remove()
     off = enable_block_offload(model, "cpu", blocks_resident=1)
     assert sorted(off.cpu) == [1, 2, 3]
     assert torch.equal(run_ours(model, kw), base)
     disable_block_offload(model)
     assert torch.equal(run_ours(model, kw), base)
+
+
+def test_cross_attention_heads_other_than_self_attention_heads(tmp_path, caplog):
+    """The cross-attention head count is in no tensor shape: a config.json (or config=) gives it; a bare
+    checkpoint of an unreleased size gets the self-attention count with a warning naming the key and the fix."""
+    ours, ref = make_pair(5, num_attention_heads=2)  # 4 self-attention heads of 32, 2 cross-attention heads of 64
+    kw = inputs(ours.config, B=2, F=3)
+    want = run_ref(ref, kw)
+    assert rel_diff(run_ours(ours, kw), want) < 1e-4
+    ref.save_pretrained(tmp_path / "transformer")
+    assert rel_diff(run_ours(load_transformer(tmp_path / "transformer"), kw), want) < 1e-4
+    assert rel_diff(run_ours(load_transformer(ref.state_dict(), {"num_attention_heads": 2,
+                                                                 **ours.config.to_diffusers()}), kw), want) < 1e-4
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sana_wm"):
+        guessed = load_transformer(ref.state_dict())
+    assert guessed.config.num_attention_heads == 4
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert "blocks.0.cross_attn.q_linear.weight" in msg and "num_attention_heads" in msg
+    assert rel_diff(run_ours(guessed, kw), want) > 1e-3  # the guess is wrong here, which is why it is said
+
+
+def test_released_size_knows_its_cross_attention_heads():
+    from sana_wm_core.model.convert import KNOWN_CROSS_HEADS, infer_config
+
+    assert KNOWN_CROSS_HEADS[(2240, 20)] == SanaWMConfig().num_attention_heads == 20
+    tiny = {k: tuple(v.shape) for k, v in make_pair(0)[1].state_dict().items()}
+    assert infer_config(tiny, base={"num_attention_heads": 2}).num_attention_heads == 2

@@ -86,7 +86,7 @@ def test_single_chunk_matches_diffusers(parts, oracle, context):
     assert calls == [(1, 1)]
 
 
-@pytest.mark.parametrize("kv_max_frames", [11, 5])
+@pytest.mark.parametrize("kv_max_frames", [11, 5, 1])  # 1 == sink_size: diffusers never trims the history
 def test_sliding_window_matches_diffusers(parts, oracle, context, kv_max_frames):
     lat = _latent(11, seed=3)
     ours, calls = _ours(parts, context, lat, kv_max_frames=kv_max_frames)
@@ -102,6 +102,18 @@ def test_history_trimming_changes_late_chunks_only(parts, context):
     short, _ = _ours(parts, context, lat, kv_max_frames=5)             # history of 4 frames: trims after chunk 2
     assert torch.equal(full[:, :, :7], short[:, :, :7])
     assert (full[:, :, 7:] - short[:, :, 7:]).abs().max() > 1e-4
+
+
+def test_kv_max_frames_equal_to_sink_keeps_the_whole_history(parts, context):
+    """kv_max_frames == sink_size is accepted (diffusers' rule: the history is then never trimmed), so with
+    11 frames it equals the release window, which never needs a trim either, and differs from a short one."""
+    lat = _latent(11, seed=3)
+    RefineSettings(kv_max_frames=1, sink_size=1).validate()
+    untrimmed, calls = _ours(parts, context, lat, kv_max_frames=1)
+    full, _ = _ours(parts, context, lat, kv_max_frames=11)
+    short, _ = _ours(parts, context, lat, kv_max_frames=5)
+    assert torch.equal(untrimmed, full) and calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert (untrimmed[:, :, 7:] - short[:, :, 7:]).abs().max() > 1e-4
 
 
 def test_seed_controls_noise(parts, context):
@@ -144,7 +156,7 @@ def test_bad_latents_are_rejected_before_work(parts, context, bad, msg):
 
 
 @pytest.mark.parametrize("kw, msg", [
-    (dict(kv_max_frames=1), "kv_max_frames"), (dict(block_size=0), "block_size"),
+    (dict(kv_max_frames=0), "kv_max_frames"), (dict(block_size=0), "block_size"),
     (dict(sigmas=(0.9, 0.95, 0.0)), "descending"), (dict(sigmas=(0.9, 0.5)), "end at 0.0"),
 ])
 def test_bad_settings(kw, msg):

@@ -3,6 +3,8 @@ plus the UCPE camera branch, summed, SiLU output gate, output projection.
 
 Parameters keep the checkpoint layout of both kinds (softmax blocks carry the unused GDN gates).
 Per-forward tables (RoPE, camera RoPE, ray matrices, chunk ids) arrive in a `FrameContext`.
+The state of earlier frames (chunk-causal / streaming windows) arrives as a `BlockState` and the state
+after this window goes back into a dict of `BlockState` fields (see `cache.py`).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..runtime.kernels import KernelSettings
+from .cache import BlockState, KVState
 from .kernels import bidirectional_short_conv, camera_softmax_attention, frame_gdn, softmax_attention
 from .layers import ConvWeight, Linear, RMSNorm
 from .rope import apply_rope
@@ -32,10 +35,31 @@ class FrameContext:
     P_inv: Optional[torch.Tensor] = None
     chunk_id: Optional[list] = None  # per frame, chunk-causal variant only
     kernels: Optional[KernelSettings] = None  # the model's kernel choice (None: from the environment)
+    frame_offset: int = 0  # absolute index of the window's first frame (a carried cache's next_frame)
 
     @property
     def tokens_per_frame(self) -> int:
         return self.fhw[1] * self.fhw[2]
+
+    @property
+    def frames(self) -> tuple:
+        """Absolute indices of the window's frames."""
+        return tuple(range(self.frame_offset, self.frame_offset + self.fhw[0]))
+
+
+def _carry(new: Optional[dict], name: str, result):
+    """Unpacks `(out, state)` into `new[name]` when the caller collects state; returns out."""
+    if new is None:
+        return result
+    out, new[name] = result
+    return out
+
+
+def _kv_after(held, k_all: torch.Tensor, v_all: torch.Tensor, ctx: FrameContext):
+    """The softmax K/V state after this window: the held frames, then the window's."""
+    if held is None:
+        return KVState(k_all, v_all, ctx.frames)
+    return held.appended(k_all, v_all, ctx.frames)
 
 
 class HybridAttention(nn.Module):
@@ -95,28 +119,37 @@ class HybridAttention(nn.Module):
         return beta, decay.transpose(1, 2)
 
     # ------------------------------------------------------------------ branches
-    def _main_gdn(self, q, k, v, beta, decay, ctx: FrameContext) -> torch.Tensor:
+    def _main_gdn(self, q, k, v, beta, decay, ctx: FrameContext, st: BlockState,
+                  new: Optional[dict]) -> torch.Tensor:
         f = ctx.fhw[0]
         S = ctx.tokens_per_frame
+        keep = new is not None
         if self.conv_k is not None:
-            k = bidirectional_short_conv(k, self.conv_k.weight, f, ctx.chunk_id)
+            k = _carry(new, "conv_k", bidirectional_short_conv(k, self.conv_k.weight, f, ctx.chunk_id,
+                                                                initial_state=st.conv_k, output_final_state=keep))
         q = torch.relu_(self._norm(self.q_norm, q))
         k = torch.relu_(self._norm(self.k_norm, k)).mul_((self.head_dim ** -0.5) * (S ** -0.5))
         q, k, v = self._to_scan(q, f), self._to_scan(k, f), self._to_scan(v, f)
         rope = ctx.rope.view(f, S, -1)
-        out = frame_gdn(apply_rope(q, rope), apply_rope(k, rope), v, beta, decay, q_den=q, k_den=k,
-                        eps=self.gdn_eps, chunk_id=ctx.chunk_id, kernels=ctx.kernels)
+        out = _carry(new, "gdn", frame_gdn(apply_rope(q, rope), apply_rope(k, rope), v, beta, decay, q_den=q,
+                                           k_den=k, eps=self.gdn_eps, chunk_id=ctx.chunk_id,
+                                           initial_state=st.gdn, output_final_state=keep, kernels=ctx.kernels))
         return self._from_scan(out).to(v.dtype)
 
-    def _main_softmax(self, q, k, v, ctx: FrameContext) -> torch.Tensor:
+    def _main_softmax(self, q, k, v, ctx: FrameContext, st: BlockState, new: Optional[dict]) -> torch.Tensor:
         q = apply_rope(self._to_heads(self._norm(self.q_norm, q)), ctx.rope)
         k = apply_rope(self._to_heads(self._norm(self.k_norm, k)), ctx.rope)
         out = softmax_attention(q, k, self._to_heads(v), chunk_id=ctx.chunk_id,
-                                tokens_per_frame=ctx.tokens_per_frame)
+                                tokens_per_frame=ctx.tokens_per_frame,
+                                initial_state=None if st.kv is None else (st.kv.k, st.kv.v),
+                                output_final_state=new is not None)
+        if new is not None:
+            out, (k_all, v_all) = out
+            new["kv"] = _kv_after(st.kv, k_all, v_all, ctx)
         B, H, N, D = out.shape
         return out.transpose(1, 2).reshape(B, N, H * D)
 
-    def _camera(self, x, beta, decay, ctx: FrameContext) -> torch.Tensor:
+    def _camera(self, x, beta, decay, ctx: FrameContext, st: BlockState, new: Optional[dict]) -> torch.Tensor:
         """UCPE camera branch: projections, (GDN: short conv, ReLU, key scale), ray-space transform,
         optional RMS renorm, bidirectional numerator-only GDN or softmax, inverse transform."""
         f = ctx.fhw[0]
@@ -124,8 +157,10 @@ class HybridAttention(nn.Module):
         B, N, C = x.shape
         H, D = self.heads, self.head_dim
         q, k, v = self.q_proj_cam(x), self.k_proj_cam(x), self.v_proj_cam(x)
+        keep = new is not None
         if self.conv_k_cam is not None:
-            k = bidirectional_short_conv(k, self.conv_k_cam.weight, f, ctx.chunk_id)
+            k = _carry(new, "conv_k_cam", bidirectional_short_conv(
+                k, self.conv_k_cam.weight, f, ctx.chunk_id, initial_state=st.conv_k_cam, output_final_state=keep))
         q, k = self._norm(self.q_norm_cam, q), self._norm(self.k_norm_cam, k)
         if not self.softmax:
             q = torch.relu_(q)
@@ -157,29 +192,41 @@ class HybridAttention(nn.Module):
             ku_norm = ku_norm * k_scale
             vu.mul_(rms_scale(v_norm, torch.linalg.vector_norm(vu, dim=-1, keepdim=True), D))
         if self.softmax:
-            out = camera_softmax_attention(qu, ku, vu, chunk_id=ctx.chunk_id, tokens_per_frame=S)
+            out = camera_softmax_attention(qu, ku, vu, chunk_id=ctx.chunk_id, tokens_per_frame=S,
+                                           initial_state=None if st.kv_cam is None else (st.kv_cam.k, st.kv_cam.v),
+                                           output_final_state=keep)
+            if keep:
+                out, (k_all, v_all) = out
+                new["kv_cam"] = _kv_after(st.kv_cam, k_all, v_all, ctx)
             out_tok = out.transpose(1, 2)
         else:
             inflation = (ku_norm.clamp_min(1e-6) / k_norm.clamp_min(1e-6)).square().squeeze(-1).mean(dim=-1)
             beta_cam = beta / inflation.clamp_min(1.0).unsqueeze(-1)  # (B, H, F, S)
-            out = frame_gdn(qu, ku, vu, beta_cam, decay, chunk_id=ctx.chunk_id, kernels=ctx.kernels).to(v.dtype)
+            out = _carry(new, "gdn_cam", frame_gdn(qu, ku, vu, beta_cam, decay, chunk_id=ctx.chunk_id,
+                                                   initial_state=st.gdn_cam, output_final_state=keep,
+                                                   kernels=ctx.kernels)).to(v.dtype)
             out_tok = out.permute(0, 2, 3, 1, 4).reshape(B, N, H, D)
         res = torch.empty(B, N, H, D, dtype=out.dtype, device=out.device)
         ucpe_tokens(out_tok, ctx.P, ctx.cam_rope_inv, res)
         return res.view(B, N, C)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, ctx: FrameContext) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: FrameContext, state: Optional[BlockState] = None,
+                new_state: Optional[dict] = None) -> torch.Tensor:
+        """state: this block's carried `BlockState` (None = nothing before the window); new_state: a dict
+        that receives the attention's `BlockState` fields after the window (None = do not collect)."""
+        st = state if state is not None else BlockState()
+        new = new_state
         B, N, C = x.shape
         f = ctx.fhw[0]
         q, k, v = self.qkv(x).view(B, N, 3, C).unbind(2)
         beta = decay = None
         if self.softmax:
-            out = self._main_softmax(q, k, v, ctx)
+            out = self._main_softmax(q, k, v, ctx, st, new)
         else:
             beta, decay = self._gates(x, f)
-            out = self._main_gdn(q, k, v, beta, decay, ctx)
+            out = self._main_gdn(q, k, v, beta, decay, ctx, st, new)
         if ctx.P is not None:
-            out = out + self.out_proj_cam(self._camera(x, beta, decay, ctx))
+            out = out + self.out_proj_cam(self._camera(x, beta, decay, ctx, st, new))
         out = out * F.silu(self.output_gate(x).float())
         return self.proj(out.to(x.dtype))

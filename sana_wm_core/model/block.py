@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import FrameContext, HybridAttention
+from .cache import BlockState
 from .config import SanaWMConfig
 from .cross_attention import CrossAttention
 from .ffn import GLUMBConvTemp
@@ -29,19 +30,28 @@ class SanaWMBlock(nn.Module):
         self.mlp = GLUMBConvTemp(C, cfg.ffn_hidden, cfg.t_kernel_size)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, t0: torch.Tensor, mask: Optional[torch.Tensor],
-                ctx: FrameContext, plucker_emb: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x: (B, N, C); y: (B, L, C); t0: (B, F, 6, C) per-frame modulation."""
+                ctx: FrameContext, plucker_emb: Optional[torch.Tensor] = None,
+                state: Optional[BlockState] = None, output_state: bool = False):
+        """x: (B, N, C); y: (B, L, C); t0: (B, F, 6, C) per-frame modulation.
+
+        state: the `BlockState` of the frames before this window; with output_state returns
+        `(x, BlockState after the window)`."""
         B, N, C = x.shape
         f = ctx.fhw[0]
         mod = self.scale_shift_table.to(x.device, x.dtype)[None, None] + t0  # (B, F, 6, C)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (m.unsqueeze(2) for m in mod.unbind(2))
 
         a = F.layer_norm(x, (C,), eps=1e-6).view(B, f, -1, C) * (1 + scale_msa) + shift_msa
-        attn = self.attn(a.view(B, N, C), ctx)
+        new = {} if output_state else None
+        attn = self.attn(a.view(B, N, C), ctx, state, new)
         x = x + (gate_msa * attn.view(B, f, -1, C)).view(B, N, C)
         if plucker_emb is not None and self.plucker_proj is not None:
             x = x + self.plucker_proj(plucker_emb)
         x = x + self.cross_attn(x, y, mask)
         m = F.layer_norm(x, (C,), eps=1e-6).view(B, f, -1, C) * (1 + scale_mlp) + shift_mlp
-        out = self.mlp(m.view(B, N, C), ctx.fhw, ctx.chunk_id)
-        return x + (gate_mlp * out.view(B, f, -1, C)).view(B, N, C)
+        out = self.mlp(m.view(B, N, C), ctx.fhw, ctx.chunk_id,
+                       initial_state=None if state is None else state.ffn, output_final_state=output_state)
+        if output_state:
+            out, new["ffn"] = out
+        x = x + (gate_mlp * out.view(B, f, -1, C)).view(B, N, C)
+        return (x, BlockState(**new)) if output_state else x

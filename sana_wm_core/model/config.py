@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
+from ..chunks import chunk_ids_from_starts, plan_chunks
+
 # diffusers config.json keys that describe fixed architecture choices we implement (and their only values)
 _FIXED_DIFFUSERS_KEYS = {
     "ffn_type": "GLUMBConvTemp",
@@ -125,21 +127,10 @@ def chunk_starts(num_frames: int, chunk_size: Optional[int], strategy: str = "fi
     """Frame indices where chunks begin (chunk-causal variant); a short tail merges into the previous chunk."""
     if chunk_size is None or num_frames <= 0:
         return [0]
-    if strategy == "first_chunk_plus_one":
-        starts = [0] + list(range(chunk_size + 1, num_frames, chunk_size))
-    else:
-        starts = list(range(0, num_frames, chunk_size))
-    if len(starts) > 1 and num_frames - starts[-1] < chunk_size:
-        starts.pop()
-    return starts
+    first = chunk_size + 1 if strategy == "first_chunk_plus_one" else chunk_size
+    return [s for s, _ in plan_chunks(num_frames, chunk_size, first=first, merge_short_tail=True)]
 
 
 def chunk_ids(num_frames: int, chunk_size: Optional[int], strategy: str = "first_chunk_plus_one") -> list:
     """Chunk index of every frame."""
-    starts = chunk_starts(num_frames, chunk_size, strategy)
-    ids, c = [], -1
-    for f in range(num_frames):
-        if c + 1 < len(starts) and f == starts[c + 1]:
-            c += 1
-        ids.append(c)
-    return ids
+    return chunk_ids_from_starts(num_frames, chunk_starts(num_frames, chunk_size, strategy))

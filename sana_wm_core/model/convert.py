@@ -8,12 +8,20 @@ names (`mlp.*_conv.linear` as plain matrices), and checkpoint wrappers ("generat
 """
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Mapping, Optional
 
 import torch
 
 from .config import SanaWMConfig
+
+log = logging.getLogger("sana_wm")
+
+# Cross-attention heads of the released sizes, keyed by (hidden_size, num_layers): the head count is not
+# visible in any tensor shape (the q/k RMSNorms span all C channels), only in NVlabs' model registry.
+KNOWN_CROSS_HEADS = {(2240, 20): 20}  # SanaMSVideoCamCtrl_1600M_P1_D20
+CROSS_HEADS_KEY = "blocks.0.cross_attn.q_linear.weight"
 
 _ORIG_TO_DIFF = {"t_embedder.mlp.0.": "t_embedder.linear_1.", "t_embedder.mlp.2.": "t_embedder.linear_2."}
 ORIGINAL_ONLY_KEYS = ("pos_embed", "y_embedder.y_embedding")
@@ -90,9 +98,10 @@ def diffusers_to_original(sd: Mapping[str, torch.Tensor], *, add_buffers: bool =
 def infer_config(sd: Mapping[str, Any], base: Optional[dict] = None) -> SanaWMConfig:
     """The config implied by tensor shapes (either naming; values may be tensors or shapes).
 
-    Not visible in shapes: the cross-attention head count (taken equal to the self-attention heads, as in
-    the release) and `softmax_every_n` when no block has a short conv; `base` (e.g. a config.json dict)
-    supplies those and any other value it names."""
+    Not visible in shapes: the cross-attention head count and `softmax_every_n` when no block has a short
+    conv; `base` (e.g. a config.json dict) supplies those and any other value it names. Without it the
+    cross-attention heads come from the released sizes (`KNOWN_CROSS_HEADS`), else they are assumed equal
+    to the self-attention heads, with a warning naming the key and the fix."""
     sd = original_to_diffusers(sd)
     shapes = {k: _shape(v) for k, v in sd.items()}
     try:
@@ -135,7 +144,20 @@ def infer_config(sd: Mapping[str, Any], base: Optional[dict] = None) -> SanaWMCo
                          "checkpoints are not supported")
     if base:
         cfg.update({k: v for k, v in base.items() if k in SanaWMConfig.__dataclass_fields__ and k != "extra"})
+    if not base or "num_attention_heads" not in base:
+        cfg["num_attention_heads"] = _cross_heads(shapes, hidden, layers, heads)
     return SanaWMConfig(**cfg)
+
+
+def _cross_heads(shapes: Mapping[str, tuple], hidden: int, layers: int, self_heads: int) -> int:
+    """Cross-attention heads when no config names them (see `KNOWN_CROSS_HEADS`)."""
+    if (hidden, layers) in KNOWN_CROSS_HEADS:
+        return KNOWN_CROSS_HEADS[(hidden, layers)]
+    log.warning("SANA-WM DiT: the cross-attention head count is not visible in the checkpoint (%s is %s for any "
+                "head count); assuming %d, the self-attention heads. If this checkpoint was trained with another "
+                "count, pass config={'num_attention_heads': N} or keep its config.json beside it.",
+                CROSS_HEADS_KEY, tuple(shapes.get(CROSS_HEADS_KEY, (hidden, hidden))), self_heads)
+    return self_heads
 
 
 def _softmax_period(no_conv: list, layers: int) -> Optional[int]:

@@ -44,7 +44,11 @@ class GLUMBConvTemp(nn.Module):
         nn.init.normal_(self.t_conv.weight, std=0.02)
 
     def forward(self, x: torch.Tensor, fhw: tuple[int, int, int],
-                chunk_id: Optional[Sequence[int]] = None) -> torch.Tensor:
+                chunk_id: Optional[Sequence[int]] = None, *, initial_state: Optional[torch.Tensor] = None,
+                output_final_state: bool = False):
+        """initial_state: (B, P, S, C) the last point_conv frames before this window (the temporal conv's
+        past taps read them); with output_final_state returns `(out, state)`, state = the last K//2
+        point_conv frames seen (see `_temporal`)."""
         B, N, C = x.shape
         f, h, w = fhw
         S = h * w
@@ -59,7 +63,13 @@ class GLUMBConvTemp(nn.Module):
             for s in range(0, f, frames_per_call):
                 p[:, s:s + frames_per_call] = self._spatial(xf[:, s:s + frames_per_call], h, w)
         p = p.view(B, N, C)
-        return self._temporal(p, f, chunk_id)
+        out = self._temporal(p, f, chunk_id, initial_state)
+        if not output_final_state:
+            return out
+        c = self.t_conv.weight.shape[2] // 2
+        seen = p.view(B, f, S, C) if initial_state is None else torch.cat(
+            [initial_state.to(device=p.device, dtype=p.dtype), p.view(B, f, S, C)], 1)
+        return out, seen[:, seen.shape[1] - min(c, seen.shape[1]):].clone()
 
     def _spatial(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """(B, f, S, C) -> (B, f, S, C): 1x1 expand + SiLU, depthwise 3x3, GLU, 1x1 project, per frame."""
@@ -74,8 +84,10 @@ class GLUMBConvTemp(nn.Module):
         val, gate = u[..., : self.ffn_hidden], u[..., self.ffn_hidden:]
         return self.point_conv.conv((val * F.silu(gate)).reshape(B, f, S, -1))
 
-    def _temporal(self, p: torch.Tensor, f: int, chunk_id: Optional[Sequence[int]]) -> torch.Tensor:
-        """p + t_conv(p): one matmul gives all taps, summed with frame shifts."""
+    def _temporal(self, p: torch.Tensor, f: int, chunk_id: Optional[Sequence[int]],
+                  past: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """p + t_conv(p): one matmul gives all taps, summed with frame shifts. `past` (B, P, S, C) holds the
+        point_conv frames before the window, read by the taps that look back across its start."""
         B, N, C = p.shape
         wt = self.t_conv.compute_weight(p)[..., 0]  # (C_out, C_in, K)
         K = wt.shape[-1]
@@ -85,6 +97,10 @@ class GLUMBConvTemp(nn.Module):
         out += p.view(B, f, N // f, C)  # the residual: out = p + t_conv(p)
         for k in range(K):
             d = k - c  # tap k reads frame t + d
+            if d < 0 and past is not None and past.shape[1] > 0:  # window frames t < -d read carried frames
+                n = min(-d, past.shape[1])
+                prev = F.linear(past[:, -n:].to(p.device, p.dtype), wt[:, :, k])  # (B, n, S, C)
+                out[:, max(0, -d - n):min(f, -d)] += prev[:, :max(0, min(f, -d) - max(0, -d - n))]
             if d == 0 or abs(d) >= f:
                 continue
             if d < 0:

@@ -23,12 +23,18 @@ def _axis_freqs(dim: int, max_len: int, theta: float) -> torch.Tensor:
 
 
 def rope_table(head_dim: int, fhw: tuple[int, int, int], *, theta: float = 10000.0, max_len: int = 1024,
-               device=None) -> torch.Tensor:
-    """Complex table (F*H*W, head_dim/2) in token order (frame-major, then row, then column)."""
+               device=None, frame_offset: int = 0) -> torch.Tensor:
+    """Complex table (F*H*W, head_dim/2) in token order (frame-major, then row, then column).
+
+    frame_offset: absolute position of the first frame (a window of a longer video keeps its frames'
+    positions: rope_table(D, (e-s, h, w), frame_offset=s) == rope_table(D, (T, h, w)) rows of frames [s, e))."""
     f, h, w = fhw
+    if frame_offset < 0 or frame_offset + f > max_len:
+        raise ValueError(f"frames [{frame_offset}, {frame_offset + f}) are outside the RoPE table "
+                         f"({max_len} positions); start windows at frame >= 0 and below {max_len - f}")
     tdim, hdim, wdim = _axis_dims(head_dim)
     ft, fh, fw = (_axis_freqs(d, max_len, theta) for d in (tdim, hdim, wdim))
-    ft = ft[:f].view(f, 1, 1, -1).expand(f, h, w, -1)
+    ft = ft[frame_offset:frame_offset + f].view(f, 1, 1, -1).expand(f, h, w, -1)
     fh = fh[:h].view(1, h, 1, -1).expand(f, h, w, -1)
     fw = fw[:w].view(1, 1, w, -1).expand(f, h, w, -1)
     return torch.cat([ft, fh, fw], dim=-1).reshape(f * h * w, -1).to(device)

@@ -3,29 +3,37 @@
 forward(hidden_states, timestep, encoder_hidden_states, encoder_attention_mask=None,
         camera_conditions=None, chunk_plucker=None) -> (B, C, F, H, W) velocity,
 equal to diffusers' `SanaWMTransformer3DModel(...)[0]` for the same weights and inputs.
+
+With `cache=` (a `DiTCache`) the inputs are a window of frames that starts at `cache.next_frame` and the
+model reads the carried state of the earlier frames; `output_cache=True` also returns the state after
+the window (chunk-causal and streaming samplers, see `cache.py`).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 from .attention import FrameContext
 from .block import SanaWMBlock
+from ..chunks import chunk_ids_from_starts
 from ..runtime.kernels import KernelSettings
 from ..runtime.offload import BlockOffloader
+from .cache import DiTCache
 from .config import SanaWMConfig, chunk_ids
+from .config import chunk_starts as planned_chunk_starts
 from .inputs import normalize_inputs
 from .layers import CaptionEmbedder, FinalLayer, Linear, PatchEmbed, RMSNorm, TimestepEmbedder
 from .rope import camera_rope_table, rope_table
+from ..runtime.host import Host
 from .ucpe import ray_matrices
-
-BlockCallback = Callable[[int, int], None]
 
 
 class SanaWMTransformer(nn.Module):
     """Stage-1 DiT built from a `SanaWMConfig` (any size)."""
+
+    accepts_host = True  # forward(host=) checks the host's interrupt before every block
 
     def __init__(self, config: SanaWMConfig) -> None:
         super().__init__()
@@ -41,16 +49,11 @@ class SanaWMTransformer(nn.Module):
         self.raymap_embedder = PatchEmbed(3, C, patch)  # in the checkpoint, unused by this configuration
         self.blocks = nn.ModuleList(SanaWMBlock(cfg, i) for i in range(cfg.num_layers))
         self.final_layer = FinalLayer(C, cfg.in_channels * patch[0] * patch[1] * patch[2])
-        self._block_callback: Optional[BlockCallback] = None
         self._offloader: Optional[BlockOffloader] = None
         self.kernels = KernelSettings.from_env()  # kernel choice, read once; assign to change it per model
         self._rope_cache: dict = {}
 
     # ------------------------------------------------------------------ integration hooks
-    def set_block_callback(self, fn: Optional[BlockCallback]) -> None:
-        """Call fn(block_index, num_blocks) before every block (ComfyUI interrupt checks, progress)."""
-        self._block_callback = fn
-
     @property
     def offloader(self) -> Optional[BlockOffloader]:
         """The block offloader streaming this model's blocks (`enable_block_offload`), None when placed whole."""
@@ -77,29 +80,51 @@ class SanaWMTransformer(nn.Module):
         return int(n * per_token * self.compute_dtype.itemsize)
 
     # ------------------------------------------------------------------ per-forward tables
-    def _context(self, fhw: tuple, camera_conditions: Optional[torch.Tensor], device) -> FrameContext:
+    def _context(self, fhw: tuple, camera_conditions: Optional[torch.Tensor], device, frame_offset: int = 0,
+                 chunk_starts: Optional[Sequence[int]] = None) -> FrameContext:
         cfg = self.config
-        key = (fhw, str(device))
+        key = (fhw, frame_offset, str(device))
         if key not in self._rope_cache:
             self._rope_cache.clear()
-            table = rope_table(cfg.linear_head_dim, fhw, theta=cfg.rope_theta, max_len=cfg.rope_max_seq_len)
+            table = rope_table(cfg.linear_head_dim, fhw, theta=cfg.rope_theta, max_len=cfg.rope_max_seq_len,
+                               frame_offset=frame_offset)
             cam = camera_rope_table(table, cfg.linear_head_dim)
             self._rope_cache[key] = tuple(t.contiguous().to(device) for t in (table, cam, cam.conj().resolve_conj()))
         rope, cam_rope, cam_rope_inv = self._rope_cache[key]
-        ctx = FrameContext(fhw=fhw, rope=rope, kernels=self.kernels)
-        if cfg.chunk_size is not None:
-            ctx.chunk_id = chunk_ids(fhw[0], cfg.chunk_size, cfg.chunk_split_strategy)
+        ctx = FrameContext(fhw=fhw, rope=rope, kernels=self.kernels, frame_offset=frame_offset)
+        ctx.chunk_id = self._window_chunk_ids(fhw[0], frame_offset, chunk_starts)
         if camera_conditions is not None:
             ctx.P, ctx.P_inv = ray_matrices(camera_conditions, fhw, cfg.patch_size)
             ctx.cam_rope, ctx.cam_rope_inv = cam_rope, cam_rope_inv
         return ctx
+
+    def _window_chunk_ids(self, f: int, offset: int, starts: Optional[Sequence[int]]) -> Optional[list]:
+        """Chunk index of each window frame, from the absolute chunk starts (planned over [0, offset + f)
+        when not given). None for the bidirectional model (a window is then one chunk)."""
+        cfg = self.config
+        if cfg.chunk_size is None:
+            if starts is not None:
+                raise ValueError("chunk_starts given to a bidirectional model (config.chunk_size is None); load "
+                                 "a chunk-causal checkpoint or leave chunk_starts unset")
+            return None
+        if starts is None:
+            if offset == 0:
+                return chunk_ids(f, cfg.chunk_size, cfg.chunk_split_strategy)
+            starts = planned_chunk_starts(offset + f, cfg.chunk_size, cfg.chunk_split_strategy)
+        starts = sorted(int(s) for s in starts)
+        if offset and offset not in starts:
+            raise ValueError(f"a cached window must start at a chunk start; frame {offset} is not one of the "
+                             f"chunk starts {starts}")
+        ids = chunk_ids_from_starts(offset + f, starts)
+        return ids[offset:]
 
     # ------------------------------------------------------------------ forward
     def forward(self, hidden_states: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor,
                 encoder_attention_mask: Optional[torch.Tensor] = None,
                 camera_conditions: Optional[torch.Tensor] = None, chunk_plucker: Optional[torch.Tensor] = None,
                 *, mask: Optional[torch.Tensor] = None,
-                block_callback: Optional[BlockCallback] = None) -> torch.Tensor:
+                host: Optional[Host] = None, cache: Optional[DiTCache] = None,
+                output_cache: bool = False, chunk_starts: Optional[Sequence[int]] = None):
         """Velocity (B, C, F, H, W).
 
         timestep: per-frame (B, 1, F) as the pipeline passes it, or (B, F), (B,), a scalar; values are
@@ -107,6 +132,11 @@ class SanaWMTransformer(nn.Module):
         encoder_attention_mask (alias `mask`): (B, L) 1 = token, 0 = padding (also (B, 1, L) / (B, 1, 1, L)).
         camera_conditions: (B, F, 20) [c2w row-major, fx, fy, cx, cy in latent pixels]; None disables the
         camera branch. chunk_plucker: (B, 48, F, H, W); None disables the Plücker injection.
+        cache: the `DiTCache` of the frames before this window (the window starts at `cache.next_frame`;
+        RoPE uses absolute positions); output_cache: return `(velocity, DiTCache after the window)`.
+        chunk_starts: absolute chunk start frames (chunk-causal model; default: the config's plan).
+        host: a `runtime.host.Host` whose `check_interrupt()` runs before every block (a cancel lands
+        within one block).
         """
         cfg = self.config
         device = self._offloader.device if self._offloader is not None else hidden_states.device
@@ -121,7 +151,10 @@ class SanaWMTransformer(nn.Module):
         plucker_emb = None
         if inp.plucker is not None and self.plucker_embedder is not None:
             plucker_emb = self.plucker_embedder(inp.plucker)
-        ctx = self._context(fhw, inp.camera, device)
+        offset = 0 if cache is None else int(cache.next_frame)
+        if chunk_starts is None and cache is not None:
+            chunk_starts = cache.chunk_starts
+        ctx = self._context(fhw, inp.camera, device, offset, chunk_starts)
 
         temb = self.t_embedder(inp.timestep.flatten(), dtype)  # (B*F, C)
         t0 = self.t_block(temb).view(B, fhw[0], 6, -1)
@@ -129,19 +162,28 @@ class SanaWMTransformer(nn.Module):
         if self.attention_y_norm is not None:
             y = self.attention_y_norm(y)
 
-        callback = block_callback or self._block_callback
-        n = len(self.blocks)
+        new_states = []
         for i, block in enumerate(self.blocks):
-            if callback is not None:
-                callback(i, n)
+            if host is not None:
+                host.check_interrupt()
             if self._offloader is not None:
                 self._offloader.before_block(i)
-            x = block(x, y, t0, inp.mask, ctx, plucker_emb)
+            if cache is None and not output_cache:
+                x = block(x, y, t0, inp.mask, ctx, plucker_emb)
+            else:
+                x = block(x, y, t0, inp.mask, ctx, plucker_emb, None if cache is None else cache.block(i),
+                          output_state=output_cache)
+                if output_cache:
+                    x, st = x
+                    new_states.append(st)
             if self._offloader is not None:
                 self._offloader.after_block(i)
 
-        out = self.final_layer(x, temb.view(B, fhw[0], -1))
-        return self._unpatchify(out, fhw)
+        out = self._unpatchify(self.final_layer(x, temb.view(B, fhw[0], -1)), fhw)
+        if not output_cache:
+            return out
+        starts = None if chunk_starts is None else tuple(int(s) for s in chunk_starts)
+        return out, DiTCache(blocks=tuple(new_states), next_frame=offset + fhw[0], chunk_starts=starts)
 
     def _unpatchify(self, x: torch.Tensor, fhw: tuple) -> torch.Tensor:
         f, h, w = fhw

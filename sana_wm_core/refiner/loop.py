@@ -7,7 +7,8 @@ The refiner network (an LTX-2 DiT with a per-layer K/V cache) only ever sees one
   window so it sits right before the history;
 * every chunk starts from `(1 - s0) * stage1 + s0 * eps` and takes the distilled Euler steps;
 * the refined chunk's post-RoPE K/V joins the history, which is trimmed to `kv_max_frames - sink`
-  frames, so each chunk costs the same and the whole video costs linear time.
+  frames, so each chunk costs the same and the whole video costs linear time. `kv_max_frames == sink`
+  means no trimming at all (diffusers' rule; NVlabs' autoregressive refiner reads it as "no history").
 
 The sink frame is copied through untouched; decoders drop its pixel frame (`SanaWMLatent.drop_first_frames`).
 """
@@ -17,7 +18,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+
+from ..chunks import plan_chunks as shared_plan_chunks
 from ..deps import require
+from ..runtime.host import NULL_HOST, CallbackHost, Host
 
 # The distilled LTX-2 stage-2 tail: three Euler steps.
 DISTILLED_SIGMAS: tuple[float, ...] = (0.909375, 0.725, 0.421875, 0.0)
@@ -37,10 +41,11 @@ class RefineSettings:
             raise ValueError(f"sink_size must be >= 1 (the clean first latent frame), got {self.sink_size}")
         if int(self.block_size) < 1:
             raise ValueError(f"block_size must be >= 1 latent frame, got {self.block_size}")
-        if int(self.kv_max_frames) <= int(self.sink_size):
+        if int(self.kv_max_frames) < int(self.sink_size):
             raise ValueError(
-                f"kv_max_frames ({self.kv_max_frames}) must exceed sink_size ({self.sink_size}): it is the "
-                "window of sink + history frames each chunk attends to (release: 11)"
+                f"kv_max_frames ({self.kv_max_frames}) must be at least sink_size ({self.sink_size}): it is the "
+                "window of sink + history frames each chunk attends to (release: 11; equal to sink_size = the "
+                "history is never trimmed, as in diffusers)"
             )
         s = [float(x) for x in self.sigmas]
         if len(s) < 2 or s[-1] != 0.0 or any(a <= b for a, b in zip(s, s[1:])) or s[0] > 1.0:
@@ -48,8 +53,9 @@ class RefineSettings:
 
 
 def plan_chunks(num_frames: int, sink_size: int, block_size: int) -> list[tuple[int, int]]:
-    """`[start, end)` latent-frame ranges refined one after another (the sink is never refined)."""
-    return [(s, min(s + block_size, num_frames)) for s in range(sink_size, num_frames, block_size)]
+    """`[start, end)` latent-frame ranges refined one after another (the sink is never refined; a short
+    last chunk stays short)."""
+    return shared_plan_chunks(num_frames, block_size, start=sink_size)
 
 
 def pack_tokens(x: torch.Tensor, p: int = 1, pt: int = 1) -> torch.Tensor:
@@ -115,6 +121,21 @@ class _Net:
         )[0]
 
 
+def _host(host: Host | None, on_chunk, check_interrupt) -> Host:
+    """The host, or one made of the plain callables (progress `on_chunk(done, total)`, a raising check)."""
+    if on_chunk is None and check_interrupt is None:
+        return NULL_HOST if host is None else host
+    if host is not None:
+        raise ValueError("pass either host or on_chunk/check_interrupt, not both")
+
+    def check() -> None:
+        if check_interrupt is not None:
+            check_interrupt()
+
+    return CallbackHost(on_progress=None if on_chunk is None else (lambda d, t, p=None: on_chunk(d, t)),
+                        interrupt=check)
+
+
 def _new_cache(num_layers: int):
     SanaWMRefinerKVCache = require("diffusers.models.transformers.transformer_sana_wm_refiner",
                                    "The Stage-2 refiner", "diffusers>=0.42.1").SanaWMRefinerKVCache
@@ -133,6 +154,7 @@ def refine_latents(
     generator: torch.Generator,
     dtype: torch.dtype,
     settings: RefineSettings = RefineSettings(),
+    host: Host | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
 ) -> torch.Tensor:
@@ -140,9 +162,10 @@ def refine_latents(
 
     `context`/`context_mask` come from `encode_refiner_prompt` and sit on the compute device.
     Noise is drawn per chunk, in chunk order, with `torch.randn(chunk shape)` on the generator's
-    device. `on_chunk(done, total)` runs after every chunk, `check_interrupt()` before each (it
-    should raise to stop).
+    device. `host.progress(done, total)` runs after every chunk, `host.check_interrupt()` before each
+    (it raises to stop); `on_chunk` / `check_interrupt` are the same as plain callables.
     """
+    host = _host(host, on_chunk, check_interrupt)
     settings.validate()
     if not fps or float(fps) <= 0:
         raise ValueError(f"fps must be positive (it scales the refiner's temporal RoPE), got {fps}")
@@ -163,8 +186,7 @@ def refine_latents(
     layers = len(transformer.transformer_blocks)
     chunks = plan_chunks(n_frames, sink, int(settings.block_size))
 
-    if check_interrupt is not None:
-        check_interrupt()
+    host.check_interrupt()
     cache = _new_cache(layers)
     net(pack_tokens(z[:, :, :sink].contiguous(), net.p, net.pt), 0.0, range(sink), cache, "capture_pre_rope")
     for i in range(layers):
@@ -173,8 +195,7 @@ def refine_latents(
 
     history = 0
     for idx, (start, end) in enumerate(chunks):
-        if check_interrupt is not None:
-            check_interrupt()
+        host.check_interrupt()
         offset = start - history - sink
         cache.sink_pe = net.rope(range(offset, offset + sink))
         clean = z[:, :, start:end]
@@ -204,7 +225,7 @@ def refine_latents(
             else:
                 entry.store_history(torch.cat([old[0], new_k], dim=1), torch.cat([old[1], new_v], dim=1))
         history += end - start
-        if history > max_history:
+        if max_history > 0 and history > max_history:  # 0: never trimmed (diffusers' rule)
             keep = max_history * tokens_per_frame
             for i in range(layers):
                 entry = cache.get(i)
@@ -213,7 +234,6 @@ def refine_latents(
             history = max_history
 
         out[:, :, start:end] = x
-        if on_chunk is not None:
-            on_chunk(idx + 1, len(chunks))
+        host.progress(idx + 1, len(chunks))
     cache.clear()
     return out

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from ..latent import SanaWMLatent, require_latent
+from ..runtime.host import Host
 from .loading import RefinerPaths, load_connectors, load_refiner_transformer, load_text_encoder, load_tokenizer
 from .loop import RefineSettings, check_latents, refine_latents
 from ..runtime.offload import BlockOffloader, move_materialised
@@ -144,15 +145,19 @@ class SanaWMRefiner:
         seed: int,
         fps: float,
         settings: RefineSettings = RefineSettings(),
+        host: Host | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
         check_interrupt: Callable[[], None] | None = None,
     ) -> torch.Tensor:
-        """Refined latents on CPU (same shape; frame 0 bit-identical). Noise comes from a CPU generator."""
+        """Refined latents on CPU (same shape; frame 0 bit-identical). Noise comes from a CPU generator.
+        Progress per chunk and cancel go through `host` (or the plain callables, see `refine_latents`)."""
         settings.validate()
         check_latents(latents, self.in_channels(), int(settings.sink_size))
         if not fps or float(fps) <= 0:
             raise ValueError(f"fps must be positive (it scales the refiner's temporal RoPE), got {fps}")
         ctx, mask = self.encode_prompt(prompt)
+        if host is not None:
+            host.check_interrupt()
         if check_interrupt is not None:
             check_interrupt()
         net = self.network()
@@ -160,7 +165,8 @@ class SanaWMRefiner:
         try:
             out = refine_latents(
                 net, latents, ctx.to(self.device), mask.to(self.device), fps=float(fps), generator=gen,
-                dtype=self.options.dtype, settings=settings, on_chunk=on_chunk, check_interrupt=check_interrupt,
+                dtype=self.options.dtype, settings=settings, host=host, on_chunk=on_chunk,
+                check_interrupt=check_interrupt,
             )
             return out.to("cpu")
         finally:
@@ -184,14 +190,15 @@ class SanaWMRefiner:
         *,
         seed: int,
         settings: RefineSettings = RefineSettings(),
+        host: Host | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
         check_interrupt: Callable[[], None] | None = None,
     ) -> SanaWMLatent:
         """The refined SANAWM_LATENT: its fps scales the temporal RoPE, an empty `prompt` means the Stage-1
         prompt it carries (`prompt_for`), and the decoder then drops the sink's pixel frame."""
         text = self.prompt_for(latent, prompt)
-        out = self.refine(latent.samples, text, seed=seed, fps=latent.fps, settings=settings, on_chunk=on_chunk,
-                          check_interrupt=check_interrupt)
+        out = self.refine(latent.samples, text, seed=seed, fps=latent.fps, settings=settings, host=host,
+                          on_chunk=on_chunk, check_interrupt=check_interrupt)
         return latent.with_refined(out.to(latent.samples.dtype), settings.sink_size, refine_seed=int(seed))
 
     def free(self) -> None:

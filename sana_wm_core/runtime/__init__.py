@@ -1,4 +1,5 @@
-"""Runtime toolkit: memory (block offload), precision (dtype vocabulary, fp8 storage) and kernel choice.
+"""Runtime toolkit: memory (block offload), precision (dtype vocabulary, fp8 storage), kernel choice and the
+host protocol (`host.py`: progress, interrupt) the ComfyUI nodes implement.
 
 Everything here is device plumbing shared by the DiT, the refiner and the loaders; none of it imports ComfyUI.
 """

@@ -1,11 +1,15 @@
-"""Stage-1 sampling: the conditioning bundle, the flow schedule and the denoising loop."""
+"""Stage-1 sampling: the conditioning bundle, the flow schedule, the sampler registry
+and its loops."""
 from .conditioning import Stage1Conditioning
 from .i2v import build_stage1_conditioning
 from .preview import fit_latent_rgb, latent_preview
 from .schedule import FlowSchedule, flow_schedule
-from .stage1 import (SAMPLERS, SamplingInterrupted, initial_noise, model_dtype_device, sample_stage1,
-                     sample_stage1_latent)
+from .registry import Sampler, get_sampler
+from .stage1 import (SAMPLERS, SamplingInterrupted, Stage1Plan, initial_noise, model_dtype_device, plan_stage1,
+                     run_stage1, sample_stage1, sample_stage1_latent, stage1_latent)
+from .steps import SamplingRun
 
 __all__ = ["Stage1Conditioning", "build_stage1_conditioning", "fit_latent_rgb", "latent_preview",
            "FlowSchedule", "flow_schedule", "SAMPLERS", "SamplingInterrupted", "initial_noise",
-           "model_dtype_device", "sample_stage1", "sample_stage1_latent"]
+           "model_dtype_device", "sample_stage1", "sample_stage1_latent", "stage1_latent", "plan_stage1", "run_stage1",
+           "Stage1Plan", "Sampler", "get_sampler", "SamplingRun"]

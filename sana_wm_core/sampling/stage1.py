@@ -1,28 +1,30 @@
-"""The Stage-1 denoising loop: `flow_euler_ltx` (the reference default) and plain `flow_euler`.
+"""Stage-1 sampling entry points: `plan_stage1` validates the settings and tells the caller the batch and
+latent shape before any model is loaded; `run_stage1` runs the planned sampler from the registry;
+`sample_stage1` does both.
 
-`flow_euler_ltx` pins latent frame 0 to the image latent: that frame gets timestep 0 in the model and a zero
-Euler step, so it leaves the loop bit-identical. Every other frame follows the shifted flow schedule with
-the per-token step rule of diffusers' scheduler (current sigma = t/1000, next = the largest schedule sigma
-strictly below it). CFG runs [uncond, cond] as one batch. Noise is one `torch.randn` over the whole latent
-from a CPU generator seeded with `seed`, in the model dtype, exactly as diffusers' pipeline draws it.
-
-ComfyUI reaches this loop only through callbacks: `callback(step, total, latents)` after each step and
-`interrupt()` before and after each model call (return True, or raise, to stop).
+Noise is one `torch.randn` over the whole latent from a CPU generator seeded with `seed`, in the model
+dtype, exactly as diffusers' pipeline draws it. Progress and cancel go through a `runtime.host.Host`
+(per step, and per DiT block inside our transformer); `callback(step, total, latents)` and
+`interrupt()` (return True, or raise, to stop) remain as plain-callable conveniences.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
 
 import torch
 
 from ..latent import SanaWMLatent
+from ..runtime.host import CallbackHost, Host, Interrupted
 from .conditioning import Stage1Conditioning
-from .schedule import FlowSchedule, flow_schedule, next_sigma_below
+from .registry import SAMPLERS, get_sampler
+from .steps import InterruptCheck, SamplingRun, StepCallback, initial_noise
 
-SAMPLERS = ("flow_euler_ltx", "flow_euler")
+__all__ = ["SAMPLERS", "SamplingInterrupted", "Stage1Plan", "plan_stage1", "run_stage1", "sample_stage1",
+           "initial_noise", "model_dtype_device", "check_sampling_args"]
 
 
-class SamplingInterrupted(RuntimeError):
+class SamplingInterrupted(Interrupted):
     """Raised when the interrupt callback asks the loop to stop."""
 
 
@@ -30,10 +32,6 @@ class VelocityModel(Protocol):
     def __call__(self, hidden_states: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor,
                  encoder_attention_mask: torch.Tensor | None = None, camera_conditions: torch.Tensor | None = None,
                  chunk_plucker: torch.Tensor | None = None): ...
-
-
-StepCallback = Callable[[int, int, torch.Tensor], None]
-InterruptCheck = Callable[[], "bool | None"]
 
 
 def model_dtype_device(model: torch.nn.Module) -> tuple[torch.dtype, torch.device]:
@@ -56,23 +54,33 @@ def model_dtype_device(model: torch.nn.Module) -> tuple[torch.dtype, torch.devic
     return dtype, device
 
 
-def initial_noise(shape: tuple[int, ...], seed: int, dtype: torch.dtype) -> torch.Tensor:
-    """`torch.randn(shape)` from a CPU generator seeded with `seed`, drawn directly in `dtype` (diffusers' way)."""
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    return torch.randn(shape, generator=gen, dtype=dtype)
+@dataclass(frozen=True)
+class Stage1Plan:
+    """Validated settings of one Stage-1 run, and what the caller must provide memory for."""
 
+    sampler: str
+    steps: int
+    guidance_scale: float
+    seed: int
+    flow_shift: float
+    do_cfg: bool
+    pinned: torch.Tensor  # (L,) bool
+    latent_shape: tuple  # (1, C, L, h, w) of the result
+    options: dict = field(default_factory=dict)
 
-def _velocity(out) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out
-    sample = getattr(out, "sample", None)
-    return sample if isinstance(sample, torch.Tensor) else out[0]
+    @property
+    def batch(self) -> int:
+        """Rows of every model call (CFG batches [uncond, cond])."""
+        return 2 if self.do_cfg else 1
+
+    @property
+    def model_input_shape(self) -> tuple:
+        return (self.batch,) + tuple(self.latent_shape[1:])
 
 
 def check_sampling_args(cond: Stage1Conditioning, steps: int, guidance_scale: float, sampler: str) -> bool:
     """ValueError for a bad sampler / steps / cfg / conditioning (before any model work); True when CFG runs."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    get_sampler(sampler)
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if not (guidance_scale == guidance_scale) or guidance_scale < 0:
@@ -84,83 +92,104 @@ def check_sampling_args(cond: Stage1Conditioning, steps: int, guidance_scale: fl
     return do_cfg
 
 
+def _pin_mask(cond: Stage1Conditioning, pinned, default: bool) -> torch.Tensor:
+    """(L,) bool mask of the frames held at the image latent; the sampler's default when `pinned` is None."""
+    L = cond.latent_frames
+    n_img = int(cond.image_latent.shape[2])
+    if pinned is None:
+        mask = torch.zeros(L, dtype=torch.bool)
+        if default:
+            mask[:n_img] = True
+        return mask
+    mask = torch.as_tensor(pinned)
+    if mask.dtype != torch.bool or tuple(mask.shape) != (L,):
+        raise ValueError(f"pinned must be a bool mask with one entry per latent frame ({L}), got "
+                         f"{tuple(mask.shape)} {mask.dtype}")
+    if bool(mask[n_img:].any()):
+        raise ValueError(f"pinned marks frames {mask[n_img:].nonzero().flatten().add(n_img).tolist()}, but the "
+                         f"image latent covers only the first {n_img} latent frame(s)")
+    return mask
+
+
+def plan_stage1(cond: Stage1Conditioning, *, steps: int = 60, guidance_scale: float = 5.0, seed: int = 42,
+                flow_shift: float = 9.8, sampler: str = "flow_euler_ltx", pinned: Sequence[bool] | None = None,
+                **options: Any) -> Stage1Plan:
+    """Checks every setting (cheap, no model) and returns the plan `run_stage1` executes."""
+    do_cfg = check_sampling_args(cond, steps, guidance_scale, sampler)
+    spec = get_sampler(sampler)
+    unknown = set(options) - set(spec.options)
+    if unknown:
+        raise ValueError(f"sampler {sampler!r} takes no setting(s) {sorted(unknown)}"
+                         + (f"; it takes {list(spec.options)}" if spec.options else ""))
+    return Stage1Plan(sampler=sampler, steps=int(steps), guidance_scale=float(guidance_scale), seed=int(seed),
+                      flow_shift=float(flow_shift), do_cfg=do_cfg,
+                      pinned=_pin_mask(cond, pinned, spec.pins_image_frames),
+                      latent_shape=tuple(cond.latent_shape), options=dict(options))
+
+
+class _Hosts:
+    """A host that forwards to an optional host and the legacy interrupt predicate."""
+
+    def __init__(self, host: Host | None, interrupt: InterruptCheck | None) -> None:
+        self._host = host
+        self._legacy = CallbackHost(interrupt=interrupt, error=SamplingInterrupted) if interrupt else None
+
+    def progress(self, done, total, preview=None) -> None:
+        if self._host is not None:
+            self._host.progress(done, total, preview)
+
+    def check_interrupt(self) -> None:
+        if self._host is not None:
+            self._host.check_interrupt()
+        if self._legacy is not None:
+            self._legacy.check_interrupt()
+
+
 @torch.no_grad()
+def run_stage1(transformer: VelocityModel, cond: Stage1Conditioning, plan: Stage1Plan, *,
+               host: Host | None = None, callback: StepCallback | None = None,
+               interrupt: InterruptCheck | None = None, dtype: torch.dtype | None = None,
+               device: torch.device | str | None = None) -> torch.Tensor:
+    """Runs a plan from `plan_stage1`; returns (1,C,L,h,w) in the model dtype on the model device."""
+    m_dtype, m_device = model_dtype_device(transformer) if isinstance(transformer, torch.nn.Module) else (
+        torch.float32, torch.device("cpu"))
+    run = SamplingRun(steps=plan.steps, guidance_scale=plan.guidance_scale, seed=plan.seed,
+                      flow_shift=plan.flow_shift, do_cfg=plan.do_cfg, pinned=plan.pinned,
+                      dtype=dtype or m_dtype, device=torch.device(device) if device is not None else m_device,
+                      host=_Hosts(host, interrupt), callback=callback, options=dict(plan.options))
+    return get_sampler(plan.sampler).loop(transformer, cond, run)
+
+
 def sample_stage1(transformer: VelocityModel, cond: Stage1Conditioning, *, steps: int = 60,
                   guidance_scale: float = 5.0, seed: int = 42, flow_shift: float = 9.8,
                   sampler: str = "flow_euler_ltx", callback: StepCallback | None = None,
                   interrupt: InterruptCheck | None = None, dtype: torch.dtype | None = None,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+                  device: torch.device | str | None = None, host: Host | None = None,
+                  pinned: Sequence[bool] | None = None, **options: Any) -> torch.Tensor:
     """Denoise the Stage-1 latent; returns (1,C,L,h,w) in the model dtype on the model device."""
-    do_cfg = check_sampling_args(cond, steps, guidance_scale, sampler)
-    m_dtype, m_device = model_dtype_device(transformer) if isinstance(transformer, torch.nn.Module) else (
-        torch.float32, torch.device("cpu"))
-    dtype = dtype or m_dtype
-    device = torch.device(device) if device is not None else m_device
-    sched = flow_schedule(steps, flow_shift)
+    plan = plan_stage1(cond, steps=steps, guidance_scale=guidance_scale, seed=seed, flow_shift=flow_shift,
+                       sampler=sampler, pinned=pinned, **options)
+    return run_stage1(transformer, cond, plan, host=host, callback=callback, interrupt=interrupt, dtype=dtype,
+                      device=device)
 
-    latents = initial_noise(cond.latent_shape, seed, dtype).to(device)
-    latents[:, :, :1] = cond.image_latent.to(device=device, dtype=dtype)
 
-    if do_cfg:
-        embeds = torch.cat([cond.negative_embeds, cond.prompt_embeds], 0)
-        masks = torch.cat([cond.negative_mask, cond.prompt_mask], 0)
-    else:
-        embeds, masks = cond.prompt_embeds, cond.prompt_mask
-    batch = embeds.shape[0]
-    embeds = embeds.to(device=device, dtype=dtype)
-    masks = masks.to(device)
-    raymap = cond.raymap.to(device=device, dtype=dtype).unsqueeze(0).expand(batch, -1, -1)
-    plucker = cond.chunk_plucker.to(device=device, dtype=dtype).unsqueeze(0).expand(batch, -1, -1, -1, -1)
-    pin_first = sampler == "flow_euler_ltx"
-
-    def stop_check() -> None:
-        if interrupt is not None and interrupt():
-            raise SamplingInterrupted("sampling interrupted")
-
-    for i, t in enumerate(sched.timesteps):
-        stop_check()
-        L = latents.shape[2]
-        tstep = t.expand(batch, 1, L).to(device=device, dtype=torch.float32).clone()
-        if pin_first:
-            tstep[:, :, 0] = 0.0
-        x_in = torch.cat([latents, latents], 0) if do_cfg else latents
-        v = _velocity(transformer(x_in, tstep, embeds, encoder_attention_mask=masks,
-                                  camera_conditions=raymap, chunk_plucker=plucker)).to(latents.device)
-        stop_check()
-        if do_cfg:
-            v_uncond, v_cond = v.chunk(2)
-            v = v_uncond + guidance_scale * (v_cond - v_uncond)
-        latents = _euler_update(latents, v, t, sched, pin_first)
-        if callback is not None:
-            callback(i, sched.steps, latents)
-    return latents
+def stage1_latent(cond: Stage1Conditioning, samples: torch.Tensor, plan: Stage1Plan) -> SanaWMLatent:
+    """The finished SANAWM_LATENT of a planned run: the samples on CPU with the clip's frames, fps, path,
+    prompt and the settings that made it (saved beside the video)."""
+    return SanaWMLatent(samples=samples.cpu(), num_frames=cond.num_frames, fps=cond.fps, c2w=cond.c2w,
+                        camera=cond.camera, prompt=cond.prompt,
+                        generation={"seed": int(plan.seed), "steps": int(plan.steps),
+                                    "cfg": float(plan.guidance_scale), "sampler": plan.sampler,
+                                    "flow_shift": float(plan.flow_shift)})
 
 
 def sample_stage1_latent(transformer: VelocityModel, cond: Stage1Conditioning, *, steps: int = 60,
                          guidance_scale: float = 5.0, seed: int = 42, flow_shift: float = 9.8,
-                         sampler: str = "flow_euler_ltx", callback: StepCallback | None = None,
-                         interrupt: InterruptCheck | None = None) -> SanaWMLatent:
-    """`sample_stage1` as the finished SANAWM_LATENT: the samples on CPU with the clip's frames, fps, path,
-    prompt and the settings that made it (saved beside the video)."""
-    samples = sample_stage1(transformer, cond, steps=steps, guidance_scale=guidance_scale, seed=seed,
-                            flow_shift=flow_shift, sampler=sampler, callback=callback, interrupt=interrupt)
-    return SanaWMLatent(samples=samples.cpu(), num_frames=cond.num_frames, fps=cond.fps, c2w=cond.c2w,
-                        camera=cond.camera, prompt=cond.prompt,
-                        generation={"seed": int(seed), "steps": int(steps), "cfg": float(guidance_scale),
-                                    "sampler": sampler, "flow_shift": float(flow_shift)})
-
-
-def _euler_update(latents: torch.Tensor, v: torch.Tensor, t: torch.Tensor, sched: FlowSchedule,
-                  pin_first: bool) -> torch.Tensor:
-    """One Euler step in float32, cast back to the latent dtype."""
-    dtype = latents.dtype
-    x = latents.to(torch.float32)
-    if pin_first:
-        # diffusers' per-token rule: sigma = t/1000 (not the schedule entry), next = largest sigma below it.
-        sigma = t.to(torch.float32) / 1000
-        dt = (sigma - next_sigma_below(sched.sigmas, sigma)).to(x.device)
-        new = x[:, :, 1:] + dt * (-v[:, :, 1:].to(torch.float32))
-        return torch.cat([latents[:, :, :1], new.to(dtype)], 2)
-    idx = int((sched.timesteps == t).nonzero()[0])
-    dt = (sched.sigmas[idx + 1] - sched.sigmas[idx]).to(x.device)
-    return (x + dt * v.to(torch.float32)).to(dtype)
+                         sampler: str = "flow_euler_ltx", host: Host | None = None,
+                         callback: StepCallback | None = None, interrupt: InterruptCheck | None = None,
+                         **options: Any) -> SanaWMLatent:
+    """`sample_stage1` returning the finished `SanaWMLatent` (plan, run, then `stage1_latent`)."""
+    plan = plan_stage1(cond, steps=steps, guidance_scale=guidance_scale, seed=seed, flow_shift=flow_shift,
+                       sampler=sampler, **options)
+    return stage1_latent(cond, run_stage1(transformer, cond, plan, host=host, callback=callback,
+                                          interrupt=interrupt), plan)

@@ -35,37 +35,65 @@ def _chunk_bounds(chunk_id: Sequence[int], tokens_per_frame: int) -> list:
     return bounds
 
 
-def _sdpa(q, k, v, scale, chunk_id, tokens_per_frame):
+def _sdpa(q, k, v, scale, chunk_id, tokens_per_frame, past: int = 0):
+    """`past` leading key tokens (carried from earlier windows) are visible to every query."""
     if chunk_id is None:
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
     out = torch.empty_like(q)
     for qs, qe in _chunk_bounds(chunk_id, tokens_per_frame):
-        out[:, :, qs:qe] = F.scaled_dot_product_attention(q[:, :, qs:qe], k[:, :, :qe], v[:, :, :qe], scale=scale)
+        kq = past + qe
+        out[:, :, qs:qe] = F.scaled_dot_product_attention(q[:, :, qs:qe], k[:, :, :kq], v[:, :, :kq], scale=scale)
     return out
 
 
+KV = tuple  # (k, v), each (B, H, n, D): the keys/values of earlier frames as this call's attention sees them
+
+
+def _with_past(k: torch.Tensor, v: torch.Tensor, initial_state: Optional[KV]) -> tuple:
+    """(k, v) with the carried keys/values in front, and how many tokens were carried."""
+    if initial_state is None:
+        return k, v, 0
+    pk, pv = initial_state
+    if pk.shape[0] != k.shape[0] or pk.shape[1] != k.shape[1] or pk.shape[3] != k.shape[3] or pk.shape != pv.shape:
+        raise ValueError(f"attention initial_state must be (k, v) of shape (B={k.shape[0]}, H={k.shape[1]}, n, "
+                         f"D={k.shape[3]}), got {tuple(pk.shape)} / {tuple(pv.shape)}")
+    pk, pv = pk.to(device=k.device, dtype=k.dtype), pv.to(device=v.device, dtype=v.dtype)
+    return torch.cat([pk, k], 2), torch.cat([pv, v], 2), pk.shape[2]
+
+
 def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
-                      chunk_id: Optional[Sequence[int]] = None, tokens_per_frame: int = 1) -> torch.Tensor:
-    """Main-branch attention. q, k, v: (B, H, N, D). Runs in bf16 when given fp32; returns q's dtype."""
+                      chunk_id: Optional[Sequence[int]] = None, tokens_per_frame: int = 1,
+                      initial_state: Optional[KV] = None, output_final_state: bool = False):
+    """Main-branch attention. q, k, v: (B, H, N, D). Runs in bf16 when given fp32; returns q's dtype.
+
+    initial_state: (k, v) of the frames before this window (every query sees them); with output_final_state
+    returns `(out, (k_all, v_all))`, the carried keys/values followed by this window's."""
     dtype = q.dtype
+    k, v, past = _with_past(k, v, initial_state)
+    state = (k, v)
     if dtype == torch.float32:
         q, k, v = q.to(torch.bfloat16), k.to(torch.bfloat16), v.to(torch.bfloat16)
-    out = _sdpa(q, k, v, None, chunk_id, tokens_per_frame)
-    return out.to(dtype)
+    out = _sdpa(q, k, v, None, chunk_id, tokens_per_frame, past).to(dtype)
+    return (out, state) if output_final_state else out
 
 
 def camera_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
-                             chunk_id: Optional[Sequence[int]] = None, tokens_per_frame: int = 1) -> torch.Tensor:
-    """Camera-branch attention in UCPE ray space. q, k, v: (B, H, N, D); returns q's dtype."""
+                             chunk_id: Optional[Sequence[int]] = None, tokens_per_frame: int = 1,
+                             initial_state: Optional[KV] = None, output_final_state: bool = False):
+    """Camera-branch attention in UCPE ray space. q, k, v: (B, H, N, D); returns q's dtype.
+    initial_state / output_final_state as in `softmax_attention`."""
     dtype = q.dtype
     scale = camera_scale(q.shape[-1])
+    k, v, past = _with_past(k, v, initial_state)
+    state = (k, v)
     if dtype == torch.float32:
         q, k, v = (t.to(torch.bfloat16) for t in (q, k, v))
         if q.device.type == "cpu":
             q, k, v = q.float(), k.float(), v.float()
-        out = _sdpa(q, k, v, scale, chunk_id, tokens_per_frame).to(torch.bfloat16)
-        return out.to(dtype)
-    return _sdpa(q, k, v, scale, chunk_id, tokens_per_frame)
+        out = _sdpa(q, k, v, scale, chunk_id, tokens_per_frame, past).to(torch.bfloat16).to(dtype)
+    else:
+        out = _sdpa(q, k, v, scale, chunk_id, tokens_per_frame, past)
+    return (out, state) if output_final_state else out
 
 
 def cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 
@@ -42,6 +42,17 @@ from ...runtime.kernels import KERNEL_ENV, PRECISION_ENV, KernelSettings  # noqa
 
 log = logging.getLogger("sana_wm")
 _triton_state: dict = {}  # "module": the imported gdn_triton, or "error": why it is unusable (logged once)
+
+
+class GDNState(NamedTuple):
+    """Forward-direction recurrent state after a window's last frame (fp32), carried to the next window.
+
+    num: (B, H, Dk, Dv) the numerator state M; den: (B, H, Dk, 1) the normaliser state z, or None when the
+    call had no normaliser stream. The reverse direction never crosses a window end, so this is all a
+    chunk-causal model needs from the frames before a window that starts at a chunk boundary."""
+
+    num: torch.Tensor
+    den: Optional[torch.Tensor] = None
 
 
 def _triton_module():
@@ -129,11 +140,14 @@ def _transitions(k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor) -> tuple[
 
 
 def _bidirectional_scan(G: torch.Tensor, A: torch.Tensor, decay: torch.Tensor,
-                        reset_after: Sequence[bool]) -> torch.Tensor:
+                        reset_after: Sequence[bool], init: Optional[torch.Tensor] = None,
+                        want_final: bool = False):
     """Inclusive forward + exclusive reverse states, summed: (B,H,T,D,Dv).
 
     Both directions advance in the same loop step (stacked on a leading axis), so a T-frame scan costs T
-    batched GEMM launches instead of 2T, which matters on GPUs at 121 latent frames."""
+    batched GEMM launches instead of 2T, which matters on GPUs at 121 latent frames.
+    init: (B,H,D,Dv) forward state before frame 0 (None = zeros). With want_final, returns (states, the
+    forward state after the last frame)."""
     T = G.shape[2]
     Gs = torch.stack([G, G.flip(2)])  # direction 1 walks frames T-1, T-2, ...
     As = torch.stack([A, A.flip(2)])
@@ -141,6 +155,8 @@ def _bidirectional_scan(G: torch.Tensor, A: torch.Tensor, decay: torch.Tensor,
     fwd = torch.empty_like(A)
     rev = torch.zeros_like(A)
     m = torch.zeros_like(As[:, :, :, 0])
+    if init is not None:
+        m[0] = init.to(device=m.device, dtype=m.dtype)
     for i in range(T):
         m = ds[:, :, :, i] * (m - torch.matmul(Gs[:, :, :, i], m)) + As[:, :, :, i]
         fwd[:, :, i] = m[0]
@@ -150,7 +166,9 @@ def _bidirectional_scan(G: torch.Tensor, A: torch.Tensor, decay: torch.Tensor,
                 m[1].zero_()
             else:
                 rev[:, :, t] = m[1]
-    return fwd.add_(rev)
+    final = fwd[:, :, T - 1].clone() if want_final else None
+    states = fwd.add_(rev)
+    return (states, final) if want_final else states
 
 
 GDN_CHUNK_ELEMENTS = 1 << 28  # fp32 working-set cap per call: larger inputs are processed a few heads at a time
@@ -158,16 +176,22 @@ GDN_CHUNK_ELEMENTS = 1 << 28  # fp32 working-set cap per call: larger inputs are
 
 def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, decay: torch.Tensor, *,
               q_den: Optional[torch.Tensor] = None, k_den: Optional[torch.Tensor] = None, eps: float = 1e-8,
-              chunk_id: Optional[Sequence[int]] = None, kernels: Optional[KernelSettings] = None) -> torch.Tensor:
+              chunk_id: Optional[Sequence[int]] = None, initial_state: Optional[GDNState] = None,
+              output_final_state: bool = False, kernels: Optional[KernelSettings] = None):
     """Bidirectional frame-wise delta rule.
 
     q, k, v: (B, H, T, S, D) (q/k already rotated for the numerator); beta: (B, H, T, S); decay: (B, H, T).
     q_den/k_den: unrotated (B, H, T, S, D) for the normaliser stream; when None the numerator is returned.
     chunk_id: chunk index per frame for the chunk-causal variant (the reverse scan stops at chunk ends).
+    initial_state: the `GDNState` of the frames before this window (None = none); output_final_state: also
+    return the forward `GDNState` after the last frame, as `(out, state)` (flash-linear-attention's contract).
     Computes in fp32 (recurrent stability, as the reference) and returns (B, H, T, S, D) fp32.
     Heads are independent, so long videos run a few heads at a time to bound the fp32 working set.
     On CUDA this runs the Triton kernel when available; `kernels` picks (default: `KernelSettings.from_env()`).
     """
+    if initial_state is not None:
+        _check_state(initial_state, q, v, q_den is not None)
+    state_kw = {"initial_state": initial_state, "output_final_state": output_final_state}
     settings = kernels if kernels is not None else KernelSettings.from_env()
     triton_mod = _pick_triton(q, v, settings)
     precision, forced = settings.gdn_precision, settings.forced_triton
@@ -177,7 +201,7 @@ def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Ten
     if triton_mod is not None:
         try:
             return triton_mod.frame_gdn_triton(q, k, v, beta, decay, q_den=q_den, k_den=k_den, eps=eps,
-                                               chunk_id=chunk_id, precision=precision)
+                                               chunk_id=chunk_id, precision=precision, **state_kw)
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as exc:  # e.g. a compile failure on an untested GPU: keep running, on torch
@@ -187,21 +211,48 @@ def frame_gdn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Ten
             _triton_state["error"] = f"{type(exc).__name__}: {exc}"
             log.warning("SANA-WM GDN: Triton kernel failed (%s); using the PyTorch scan from now on",
                         _triton_state["error"])
-    return _frame_gdn_torch(q, k, v, beta, decay, q_den=q_den, k_den=k_den, eps=eps, chunk_id=chunk_id)
+    return _frame_gdn_torch(q, k, v, beta, decay, q_den=q_den, k_den=k_den, eps=eps, chunk_id=chunk_id,
+                            **state_kw)
 
 
-def _frame_gdn_torch(q, k, v, beta, decay, *, q_den=None, k_den=None, eps=1e-8, chunk_id=None) -> torch.Tensor:
+def _check_state(state: GDNState, q: torch.Tensor, v: torch.Tensor, normalised: bool) -> None:
+    """A carried state must fit this call's batch, heads and head dims (and carry a normaliser when needed)."""
+    B, H, _, _, dk = q.shape
+    want = (B, H, dk, v.shape[-1])
+    if not isinstance(state, GDNState) or tuple(state.num.shape) != want:
+        got = tuple(state.num.shape) if isinstance(state, GDNState) else type(state).__name__
+        raise ValueError(f"initial_state.num must be {want} (batch, heads, key dim, value dim), got {got}")
+    if normalised and (state.den is None or tuple(state.den.shape) != (B, H, dk, 1)):
+        raise ValueError(f"initial_state.den must be {(B, H, dk, 1)} for a normalised GDN call (pass the state "
+                         "returned by the same layer's previous window)")
+
+
+def _frame_gdn_torch(q, k, v, beta, decay, *, q_den=None, k_den=None, eps=1e-8, chunk_id=None,
+                     initial_state=None, output_final_state=False):
     """The PyTorch scan (batched GEMMs); see `frame_gdn`."""
     B, H = q.shape[:2]
     heads_per_call = max(1, GDN_CHUNK_ELEMENTS // max(1, q[:, :1].numel()))
     if heads_per_call < H:
         out = torch.empty(q.shape, dtype=torch.float32, device=q.device)
+        finals = []
         for h in range(0, H, heads_per_call):
             sl = slice(h, h + heads_per_call)
-            out[:, sl] = _frame_gdn_torch(q[:, sl], k[:, sl], v[:, sl], beta[:, sl], decay[:, sl],
+            init = None
+            if initial_state is not None:
+                init = GDNState(initial_state.num[:, sl],
+                                None if initial_state.den is None else initial_state.den[:, sl])
+            res = _frame_gdn_torch(q[:, sl], k[:, sl], v[:, sl], beta[:, sl], decay[:, sl],
                                    q_den=None if q_den is None else q_den[:, sl],
-                                   k_den=None if k_den is None else k_den[:, sl], eps=eps, chunk_id=chunk_id)
-        return out
+                                   k_den=None if k_den is None else k_den[:, sl], eps=eps, chunk_id=chunk_id,
+                                   initial_state=init, output_final_state=output_final_state)
+            if output_final_state:
+                res, fin = res
+                finals.append(fin)
+            out[:, sl] = res
+        if not output_final_state:
+            return out
+        den = None if q_den is None else torch.cat([f.den for f in finals], 1)
+        return out, GDNState(torch.cat([f.num for f in finals], 1), den)
     T = q.shape[2]
     q, k, v = q.float(), k.float(), v.float()
     beta, decay = beta.float(), decay.float()
@@ -209,14 +260,22 @@ def _frame_gdn_torch(q, k, v, beta, decay, *, q_den=None, k_den=None, eps=1e-8, 
     if chunk_id is not None:
         reset_after = [t + 1 < T and chunk_id[t + 1] != chunk_id[t] for t in range(T)]
     G, A = _transitions(k, v, beta)
-    states = _bidirectional_scan(G, A, decay, reset_after)
+    init = None if initial_state is None else initial_state.num
+    states = _bidirectional_scan(G, A, decay, reset_after, init, output_final_state)
+    if output_final_state:
+        states, final_num = states
     del G, A
     num = torch.matmul(q, states)
     if q_den is None:
-        return num
+        return (num, GDNState(final_num)) if output_final_state else num
     k_den = k_den.float()
     kb = k_den * beta.unsqueeze(-1)
     Gz = torch.matmul(kb.transpose(-1, -2), k_den)  # the normaliser's transitions, same form with A = K^T beta 1
-    z = _bidirectional_scan(Gz, kb.sum(dim=3).unsqueeze(-1), decay, reset_after)  # (B,H,T,D,1)
+    z_init = None if initial_state is None else initial_state.den
+    z = _bidirectional_scan(Gz, kb.sum(dim=3).unsqueeze(-1), decay, reset_after, z_init,
+                            output_final_state)  # (B,H,T,D,1)
+    if output_final_state:
+        z, final_den = z
     den = torch.matmul(q_den.float(), z)  # (B,H,T,S,1)
-    return num / (den + eps)
+    out = num / (den + eps)
+    return (out, GDNState(final_num, final_den)) if output_final_state else out

@@ -68,10 +68,12 @@ def _transition_kernel(x_ptr, y_ptr, beta_ptr, out_ptr, vec_ptr,
 
 
 @triton.jit
-def _scan_kernel(g_ptr, a_ptr, decay_ptr, reset_ptr, st_ptr,
+def _scan_kernel(g_ptr, a_ptr, decay_ptr, reset_ptr, st_ptr, init_ptr,
                  sdb, sdh, sdt, H, BHT, W, T: tl.constexpr,
-                 DXP: tl.constexpr, BV: tl.constexpr, KC: tl.constexpr, PRECISION: tl.constexpr):
+                 DXP: tl.constexpr, BV: tl.constexpr, KC: tl.constexpr, PRECISION: tl.constexpr,
+                 HAS_INIT: tl.constexpr):
     """Direction 0: st[0, bh, t] = M_t (inclusive). Direction 1: st[1, bh, t] = R_t (exclusive).
+    With HAS_INIT, direction 0 starts from init[bh] (the state carried from the frames before the window).
 
     The state block lives in registers; G_t M is summed over KC-row slices of the previous state, read
     back from the history this program has just written (a block barrier orders the store and the
@@ -88,6 +90,9 @@ def _scan_kernel(g_ptr, a_ptr, decay_ptr, reset_ptr, st_ptr,
     tile = rows[:, None] * W + cols[None, :]
     st_base = st_ptr + rev * BHT * DXP * W + bh * T * DXP * W
     m = tl.zeros((DXP, BV), dtype=tl.float32)
+    init_base = init_ptr + bh * DXP * W
+    if HAS_INIT:
+        m = tl.load(init_base + tile, mask=cm & (rev == 0), other=0.0)
     # the reverse state of the last frame is empty
     tl.store(st_base + (T - 1) * DXP * W + tile, m, mask=cm & (rev == 1))
     for i in range(0, T):
@@ -99,6 +104,9 @@ def _scan_kernel(g_ptr, a_ptr, decay_ptr, reset_ptr, st_ptr,
             g = tl.load(g_ptr + frame * DXP * DXP + rows[:, None] * DXP + (k0 + kc)[None, :])
             mk = tl.load(st_base + prev * DXP * W + (k0 + kc)[:, None] * W + cols[None, :],
                          mask=cm & (i > 0), other=0.0)
+            if HAS_INIT:  # the first forward step reads the carried state instead of the history
+                mk += tl.load(init_base + (k0 + kc)[:, None] * W + cols[None, :],
+                              mask=cm & (i == 0) & (rev == 0), other=0.0)
             gm = tl.dot(g, mk, gm, input_precision=PRECISION)
         a = tl.load(a_ptr + frame * DXP * W + tile, mask=cm, other=0.0)
         gamma = tl.load(decay_ptr + b * sdb + h * sdh + t * sdt).to(tl.float32)
@@ -219,23 +227,31 @@ def _transitions(x, y, beta, dxp: int, width: int, with_vec: bool, precision: st
     return out, vec
 
 
-def _scan(G, A, decay, reset, B: int, H: int, T: int, dxp: int, width: int, precision: str) -> torch.Tensor:
-    """(2, B*H*T, dxp, width) fp32: inclusive forward states, exclusive reverse states."""
+def _scan(G, A, decay, reset, B: int, H: int, T: int, dxp: int, width: int, precision: str,
+          init: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(2, B*H*T, dxp, width) fp32: inclusive forward states, exclusive reverse states.
+    init: (B, H, d, width) forward state before frame 0, zero-padded here to dxp rows."""
     st = torch.empty(2, B * H * T, dxp, width, dtype=torch.float32, device=G.device)
+    init_buf = st  # any pointer when there is no initial state (never read)
+    if init is not None:
+        init_buf = torch.zeros(B * H, dxp, width, dtype=torch.float32, device=G.device)
+        init_buf[:, :init.shape[2]] = init.reshape(B * H, init.shape[2], width).to(init_buf)
     bv = scan_bv(width)
     grid = (triton.cdiv(width, bv), B * H, 2)
     # num_stages=1: no software prefetch of the state reads across the store/barrier of the previous step
-    _scan_kernel[grid](G, A, decay, reset, st, *decay.stride(), H, B * H * T, width, T=T,
-                       DXP=dxp, BV=bv, KC=min(SCAN_KC, dxp), PRECISION=precision, num_warps=warps(dxp),
-                       num_stages=1)
+    _scan_kernel[grid](G, A, decay, reset, st, init_buf, *decay.stride(), H, B * H * T, width, T=T,
+                       DXP=dxp, BV=bv, KC=min(SCAN_KC, dxp), PRECISION=precision, HAS_INIT=init is not None,
+                       num_warps=warps(dxp), num_stages=1)
     return st
 
 
 def frame_gdn_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
                      decay: torch.Tensor, *, q_den: Optional[torch.Tensor] = None,
                      k_den: Optional[torch.Tensor] = None, eps: float = 1e-8,
-                     chunk_id: Optional[Sequence[int]] = None, precision: str = "ieee") -> torch.Tensor:
-    """Same contract as `kernels.gdn.frame_gdn`: (B, H, T, S, D) inputs, fp32 (B, H, T, S, Dv) output."""
+                     chunk_id: Optional[Sequence[int]] = None, precision: str = "ieee",
+                     initial_state=None, output_final_state: bool = False):
+    """Same contract as `kernels.gdn.frame_gdn`: (B, H, T, S, D) inputs, fp32 (B, H, T, S, Dv) output;
+    `initial_state` / `output_final_state` carry the forward `GDNState` across windows as there."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}")
     if not supports(q, v):
@@ -248,7 +264,8 @@ def frame_gdn_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: to
     dxp = _pow2(dk)
     G = _transitions(k, k, beta, dxp, dxp, False, precision)[0]
     A = _transitions(k, v, beta, dxp, dv, False, precision)[0]
-    states = _scan(G, A, decay, reset, B, H, T, dxp, dv, precision)
+    states = _scan(G, A, decay, reset, B, H, T, dxp, dv, precision,
+                   None if initial_state is None else initial_state.num)
     del G, A
     has_den = q_den is not None
     zst = states
@@ -256,7 +273,8 @@ def frame_gdn_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: to
     if has_den:
         qd, kd = _unit_last(q_den), _unit_last(k_den)
         Gz, az = _transitions(kd, kd, beta, dxp, dxp, True, precision)
-        zst = _scan(Gz, az, decay, reset, B, H, T, dxp, 1, precision)
+        zst = _scan(Gz, az, decay, reset, B, H, T, dxp, 1, precision,
+                    None if initial_state is None else initial_state.den)
         del Gz, az
     out = torch.empty(B, H, T, S, dv, dtype=torch.float32, device=q.device)
     bv = output_bv(dv)
@@ -264,4 +282,10 @@ def frame_gdn_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: to
     _output_kernel[grid](q, states, qd, zst, out, eps, *q.stride()[:4], *qd.stride()[:4],
                          H, dk, dv, B * H * T, T=T, S=S, DXP=dxp, BS=TOKEN_BLOCK, BV=bv,
                          HAS_DEN=has_den, PRECISION=precision, num_warps=warps(dxp))
-    return out
+    if not output_final_state:
+        return out
+    from .gdn import GDNState  # the state type lives with the dispatcher
+
+    final_num = states[0].view(B, H, T, dxp, dv)[:, :, T - 1, :dk].clone()
+    final_den = zst[0].view(B, H, T, dxp, 1)[:, :, T - 1, :dk].clone() if has_den else None
+    return out, GDNState(final_num, final_den)

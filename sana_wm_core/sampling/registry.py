@@ -1,0 +1,37 @@
+"""The Stage-1 sampler registry: name -> loop. A new sampler is one new file in `sampling/` defining its
+loop `(model, cond, run: SamplingRun) -> latent` plus one entry below."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .conditioning import Stage1Conditioning
+from .flow_euler import flow_euler, flow_euler_ltx
+from .steps import SamplingRun
+
+SamplerLoop = Callable[[object, Stage1Conditioning, SamplingRun], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Sampler:
+    name: str
+    loop: SamplerLoop
+    description: str
+    pins_image_frames: bool = True  # the default pin mask: the image latent's frames (False: none)
+    options: tuple = ()  # names of the sampler-specific keyword settings it reads from `run.options`
+
+
+SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
+    Sampler("flow_euler_ltx", flow_euler_ltx, "first frame pinned to the image, per-token Euler (reference "
+            "default)"),
+    Sampler("flow_euler", flow_euler, "every frame denoised, the first included; the scheduler's Euler steps",
+            pins_image_frames=False),
+)}
+
+
+def get_sampler(name: str) -> Sampler:
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}, got {name!r}")
+    return SAMPLERS[name]
