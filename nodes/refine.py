@@ -16,6 +16,7 @@ import folder_paths
 from ..sana_wm_core.refiner import (RefinerOptions, RefineSettings, SanaWMRefiner, latent_tensor, locate_refiner,
                                     with_refined)
 from ..sana_wm_core.refiner.loading import HUB_REPO
+from ..sana_wm_core.weights import check_model_reference
 
 CATEGORY = "SANA-WM/refine"
 DEFAULT_REPO = "SANA-WM_bidirectional"
@@ -99,7 +100,10 @@ class SanaWMRefinerLoader:
     def load(self, repo, dtype, weight_format, offload_blocks, keep_loaded, path_or_hub_id="", gemma3_folder=""):
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
-        source = (path_or_hub_id or "").strip() or repo
+        from .models import model_roots
+
+        source = check_model_reference(path_or_hub_id or "", model_roots()) or repo
+        check_model_reference(gemma3_folder or "", model_roots(), label="gemma3_folder")
         paths = locate_refiner(source, _sana_wm_dirs(), _gemma_dir(gemma3_folder), allow_download=True)
         options = RefinerOptions(
             dtype=_DTYPES[dtype], fp8=weight_format == "fp8_e4m3fn",
