@@ -36,8 +36,8 @@ def describe_node_errors(node_errors: dict, error: dict | None = None) -> str:
         cls = entry.get("class_type", "?")
         for err in entry.get("errors", []):
             name = (err.get("extra_info") or {}).get("input_name")
-            where = f"node {nid} ({cls})" + (f", input '{name}'" if name else "")
             text = err.get("message", "invalid")
+            where = f"node {nid} ({cls})" + (f", input '{name}'" if name and f"'{name}'" not in text else "")
             details = str(err.get("details") or "").strip()
             lines.append(f"{where}: {text}" + (f": {details}" if details and details not in text else ""))
     if not lines and error:

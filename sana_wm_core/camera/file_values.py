@@ -64,10 +64,11 @@ def finite_number(value: Any, what: str, *, low: float | None = None, high: floa
     v = float(value)
     rng = ""
     if low is not None or high is not None:
-        rng = f" ({'(' if strict_low else '['}{low if low is not None else '-inf'}, "
-        rng += f"{high if high is not None else 'inf'}])"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        rng = f" in {'(' if strict_low else '['}{lo}, {hi}]"
     if not math.isfinite(v):
         raise ValueError(f"{what} must be a finite number{rng}, got {v}")
     if (low is not None and (v < low or (strict_low and v == low))) or (high is not None and v > high):
-        raise ValueError(f"{what} must be within{rng}, got {v}")
+        raise ValueError(f"{what} must be a number{rng}, got {v}")
     return v
