@@ -32,6 +32,13 @@ def check_safetensors(path: str | os.PathLike) -> dict[str, Any]:
                 raise ValueError(f"{name}: not a safetensors file: it has {size} bytes, fewer than the 8-byte "
                                  f"header length {_AGAIN}")
             n = int.from_bytes(head, "little")
+            first = fh.read(1)
+            if first and first != b"{":
+                kind = ("a zip archive (a PyTorch .pt/.ckpt renamed?)" if head.startswith(b"PK\x03\x04") else
+                        "a pickle (a PyTorch .pt/.ckpt renamed?)" if head[:1] == b"\x80" else
+                        "its header does not start with a JSON object (corrupt, or another format)")
+                raise ValueError(f"{name}: not a safetensors file: {kind}")
+            fh.seek(8)
             if n > MAX_HEADER_BYTES or n < 2:
                 raise ValueError(f"{name}: not a safetensors file: its first 8 bytes declare a {n}-byte header "
                                  f"(valid: 2 to {MAX_HEADER_BYTES} bytes); is it another format, or corrupt?")
