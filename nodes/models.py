@@ -61,7 +61,8 @@ def model_roots() -> list[str]:
     """Every ComfyUI model folder: the only places a prompt's `path_or_hub_id` may point into."""
     roots = [folder_paths.models_dir]
     for kind in folder_paths.folder_names_and_paths:
-        roots += folder_paths.get_folder_paths(kind)
+        if kind != "custom_nodes":  # code, not weights
+            roots += folder_paths.get_folder_paths(kind)
     return list(dict.fromkeys(roots))
 
 

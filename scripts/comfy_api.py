@@ -123,8 +123,9 @@ class ComfyClient:
         """
         res = self.post_json("/prompt", {"prompt": workflow, "client_id": self.client_id})
         if res.get("node_errors"):
-            try:
+            try:  # off the queue, or stopped if it already started (targeted: other prompts are untouched)
                 self.post_json("/queue", {"delete": [res["prompt_id"]]})
+                self.post_json("/interrupt", {"prompt_id": res["prompt_id"]})
             except (ComfyError, OSError):
                 pass
             raise ComfyError("POST /prompt -> HTTP 200 with node_errors: "
