@@ -66,11 +66,19 @@ def input_errors(prompt: dict, node_classes: dict, model_roots: Callable[[], lis
             kind = entry[0]
             opts = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
             if isinstance(value, list):
+                what = f"an {kind} value" if kind == "INT" else (
+                    f"a {kind} value" if isinstance(kind, str) else "one of its choices")
                 if not _is_link(value, prompt):
-                    what = f"an {kind} value" if kind == "INT" else (
-                        f"a {kind} value" if isinstance(kind, str) else "one of its choices")
                     errors.append(_error(name, f"input '{name}' got the list {value!r:.80}: give {what}, or a "
                                                "link [node_id, output_index] to a node of this prompt", value))
+                    continue
+                source = prompt[str(value[0])]
+                outs = getattr(node_classes.get(source.get("class_type")), "RETURN_TYPES", None)
+                if isinstance(outs, (tuple, list)) and value[1] >= len(outs):
+                    errors.append(_error(name, f"input '{name}' got the list {value!r:.80}, a link to output "
+                                               f"{value[1]} of node {value[0]} ({source.get('class_type')}), "
+                                               f"which has {len(outs)} output(s): give {what} or a valid link",
+                                         value))
                 continue
             if kind in ("INT", "FLOAT"):
                 if isinstance(value, bool) or not isinstance(value, (int, float, str)):
