@@ -31,7 +31,7 @@ SAMPLER, SAVE = "21", "40"
 
 
 def _tiny(frames: int = FRAMES, steps: int = 1) -> dict:
-    from sana_wm_core.weights.tiny import TINY_HEIGHT, TINY_WIDTH
+    from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH
 
     return tiny_overrides(fast_preview_workflow(), height=TINY_HEIGHT, width=TINY_WIDTH, frames=frames, steps=steps)
 

@@ -21,7 +21,7 @@ ASSET_DIR = Path(__file__).resolve().parents[1] / "workflows" / "assets"
 
 @pytest.fixture(scope="module")
 def base_wf(comfy_server) -> dict:
-    from sana_wm_core.weights.tiny import TINY_HEIGHT, TINY_WIDTH
+    from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH
 
     for name in ASSETS:
         shutil.copyfile(ASSET_DIR / name, comfy_server.base / "input" / name)
