@@ -214,6 +214,7 @@ def test_soak_100_jobs_good_bad_and_interrupted(comfy_server, capsys):
     rss0 = _rss_mib(comfy_server.proc.pid)
     t0 = time.time()
     tally = {"good": 0, "bad": 0, "interrupted": 0, "interrupt_too_late": 0}
+    names = set()
     for i in range(100):
         wf = copy.deepcopy(base)
         wf[SAMPLER]["inputs"]["seed"] = 5000 + i
@@ -242,6 +243,7 @@ def test_soak_100_jobs_good_bad_and_interrupted(comfy_server, capsys):
             assert len(videos) == 1, res.outputs
             data = client.view(**{k: videos[0][k] for k in ("filename", "subfolder", "type")})
             assert len(data) > 1000 and data[4:8] == b"ftyp"
+            names.add(videos[0]["filename"])
             if i % 10 == 0:
                 assert probe_mp4(comfy_server.base / "output" / videos[0]["subfolder"]
                                  / videos[0]["filename"])["frames"] == FRAMES
@@ -251,6 +253,7 @@ def test_soak_100_jobs_good_bad_and_interrupted(comfy_server, capsys):
         print(f"\nsoak: 100 jobs in {time.time() - t0:.1f}s {tally}; server RSS {rss0:.0f} -> {rss1:.0f} MiB "
               f"({rss1 - rss0:+.0f} MiB)")
     assert tally["good"] == 50 and tally["bad"] == 35 and tally["interrupted"] >= 8
+    assert len(names) == 50, "a good job reported another job's (cached) video"
     assert comfy_server.alive() and client.get_json("/system_stats")["system"]
     assert client.get_json("/queue") == {"queue_running": [], "queue_pending": []}
     assert client.run(base | {SAMPLER: dict(base[SAMPLER], inputs=dict(base[SAMPLER]["inputs"], seed=9))},
