@@ -291,12 +291,14 @@ class BatchRunner:
         return [r.record() for r in self.rows]
 
     def _cancel(self) -> None:
-        """Ctrl-C: take our waiting prompts off the servers and record every unfinished row as cancelled."""
+        """Ctrl-C: take our prompts off the servers (stop the running one) and record unfinished rows as cancelled."""
         for srv in self.servers:
             if srv.alive and srv.inflight:
                 try:
                     srv.client.timeout = 3.0
                     srv.client.delete_queued(list(srv.inflight))
+                    for pid in srv.inflight:  # the one running now stops too (targeted: others' prompts run on)
+                        srv.client.post_json("/interrupt", {"prompt_id": pid})
                 except (ComfyError, *_UNREACHABLE):
                     pass
         for row in self.rows:

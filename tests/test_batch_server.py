@@ -259,3 +259,38 @@ def test_soak_100_jobs_good_bad_and_interrupted(comfy_server, capsys):
     assert client.run(base | {SAMPLER: dict(base[SAMPLER], inputs=dict(base[SAMPLER]["inputs"], seed=9))},
                       timeout=300).status == "success"
     assert rss1 - rss0 < 400, f"server memory grew by {rss1 - rss0:.0f} MiB over 100 jobs"
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------------------
+def test_ctrl_c_leaves_a_consistent_manifest_and_resume_finishes(comfy_server, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "videos"
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps([{"name": f"c{i:02d}", "image": str(IMAGE), "action": "w-8", "seed": 7000 + i}
+                                for i in range(12)]))
+    api = tmp_path / "wf_api.json"
+    api.write_text(json.dumps(_tiny()))
+    cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "queue_batch.py"),
+           "--server", comfy_server.url, "--workflow", str(api), "--jobs", str(jobs), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:                        # Ctrl-C after the second finished row
+        seen.append(line)
+        if sum(": success on " in x for x in seen) == 2:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    rows = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["row"] for r in rows] == list(range(1, 13))
+    assert {r["status"] for r in rows} <= {"success", "cancelled"} and any(r["status"] == "cancelled" for r in rows)
+    done = {r["row"]: r for r in rows if r["status"] == "success"}
+    assert len(done) >= 2 and all(Path(f).is_file() for r in done.values() for f in r["files"])
+    assert not [p for p in out.iterdir() if is_partial(p)]
+    assert subprocess.run(cmd + ["--resume"], capture_output=True, timeout=300).returncode == 0
+    rows = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "success" for r in rows)
+    assert all(rows[i - 1] == r for i, r in done.items())   # the rows done before Ctrl-C were not run again
+    assert len(list(out.glob("*.mp4"))) == 12
