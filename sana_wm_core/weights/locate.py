@@ -82,8 +82,8 @@ def check_model_reference(value: str, roots: Sequence[PathLike], *, label: str =
     if not name:
         return name
     fix = (f"{label} {name[:200]!r} is not allowed: give a hub id such as "
-           "Efficient-Large-Model/SANA-WM_bidirectional, a folder name under ComfyUI's model folders, or a path inside them (add other folders with "
-           "extra_model_paths.yaml)")
+           "Efficient-Large-Model/SANA-WM_bidirectional, a folder name under ComfyUI's model folders, or a "
+           "path inside them (add other folders with extra_model_paths.yaml)")
     if "\0" in name or "\n" in name or len(name) > 1024:
         raise ValueError(fix)
     if os.path.isabs(name) or name.startswith("~"):
