@@ -8,7 +8,7 @@ import logging
 
 log = logging.getLogger("sana_wm")
 
-_FAMILIES = ("camera", "intrinsics", "models", "sampling", "refine", "output", "routes")
+_FAMILIES = ("camera", "intrinsics", "models", "sampling", "refine", "output", "routes", "prompt_guard")
 _COMFYUI_MODULES = ("comfy", "comfy_api", "comfy_execution", "folder_paths", "server", "node_helpers")
 
 NODE_CLASS_MAPPINGS: dict = {}

@@ -18,6 +18,7 @@ from ..sana_wm_core.camera import (MAPPINGS, TRAJECTORY_SUFFIXES, CameraPath, ac
                                    intrinsics_from_array, intrinsics_from_fov, load_trajectory,
                                    parse_action_string, render_camera_preview)
 from ..sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
+from ..sana_wm_core.video.atomic import atomic_output
 
 CATEGORY = "SANA-WM/camera"
 DEFAULT_ACTION = "w-80,jw-40,w-40,lw-60,w-100"
@@ -194,7 +195,8 @@ class SanaWMSetIntrinsics:
 
 
 class SanaWMCameraPreview:
-    DESCRIPTION = "Draws the camera path from above and from the side, with a frustum every N frames."
+    DESCRIPTION = ("Draws the camera path from above and from the side, with a frustum every N frames, and passes "
+                   "the path on: wire its camera output onward so the drawing is made (and shown) in every run.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -206,10 +208,13 @@ class SanaWMCameraPreview:
             }
         }
 
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("preview",)
+    RETURN_TYPES = ("IMAGE", "SANAWM_CAMERA")
+    RETURN_NAMES = ("preview", "camera")
+    OUTPUT_TOOLTIPS = ("The drawing as an IMAGE.", "The same camera path, unchanged, for the next node.")
     FUNCTION = "preview"
-    OUTPUT_NODE = True
+    # Not an output node: a workflow whose video branch is invalid must be refused as a whole (HTTP 400),
+    # not run for its preview alone. ComfyUI still shows the `ui` drawing of any node that runs.
+    OUTPUT_NODE = False
     CATEGORY = CATEGORY
 
     def preview(self, camera, every_n):
@@ -217,9 +222,10 @@ class SanaWMCameraPreview:
         out_dir = folder_paths.get_temp_directory()
         os.makedirs(out_dir, exist_ok=True)
         name = f"sanawm_camera_{random.getrandbits(48):012x}.png"
-        Image.fromarray(pixels).save(os.path.join(out_dir, name), compress_level=1)
+        with atomic_output(os.path.join(out_dir, name)) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG", compress_level=1)
         image = torch.from_numpy(pixels.astype(np.float32) / 255.0)[None]
-        return {"ui": {"images": [{"filename": name, "subfolder": "", "type": "temp"}]}, "result": (image,)}
+        return {"ui": {"images": [{"filename": name, "subfolder": "", "type": "temp"}]}, "result": (image, camera)}
 
 
 NODE_CLASS_MAPPINGS = {

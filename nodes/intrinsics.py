@@ -83,7 +83,9 @@ class SanaWMEstimateIntrinsics:
     RETURN_NAMES = ("intrinsics",)
     OUTPUT_TOOLTIPS = ("Intrinsics in pixels of the input image, for a camera node's optional intrinsics input.",)
     FUNCTION = "estimate"
-    OUTPUT_NODE = True
+    # Not an output node (its intrinsics always feed a camera node): a prompt whose video branch is invalid
+    # is then refused whole (HTTP 400). ComfyUI still sends and stores the `ui` text of every node that runs.
+    OUTPUT_NODE = False
     CATEGORY = "SANA-WM/camera"
     DESCRIPTION = ("Estimates the input image's camera intrinsics with Pi3X (or from EXIF, or from a FOV) and "
                    "shows fx, fy, the fields of view and the source used.")

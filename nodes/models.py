@@ -19,7 +19,7 @@ import folder_paths
 from ..sana_wm_core.model import Stage1Model, read_release
 from ..sana_wm_core.text import GemmaPromptEncoder
 from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
-from ..sana_wm_core.weights import locate_repo
+from ..sana_wm_core.weights import check_model_reference, locate_repo
 from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
@@ -58,9 +58,18 @@ def _progress():
     return ComfyHost().progress  # download progress (done, total) on the node's bar
 
 
+def model_roots() -> list[str]:
+    """Every ComfyUI model folder: the only places a prompt's `path_or_hub_id` may point into."""
+    roots = [folder_paths.models_dir]
+    for kind in folder_paths.folder_names_and_paths:
+        if kind != "custom_nodes":  # code, not weights
+            roots += folder_paths.get_folder_paths(kind)
+    return list(dict.fromkeys(roots))
+
+
 def resolve(choice: str, override: str, kind: str, *, known: dict[str, str], patterns=None) -> Path:
     """A local folder for `override or choice`: a path, a folder name under models/<kind>, or owner/repo."""
-    name = (override or "").strip() or choice
+    name = check_model_reference(override or "", model_roots()) or choice
     hub = None
     if name.count("/") == 1 and not os.path.exists(os.path.expanduser(name)) and not name.startswith((".", "~")):
         hub, name = name, name.split("/")[1]
@@ -74,7 +83,7 @@ def _device() -> torch.device:
 
 def _checkpoint_params(dit_path: Path) -> int:
     """Parameter count from the safetensors headers (no tensor is read): sizes the initial placement."""
-    from safetensors import safe_open
+    from ..sana_wm_core.weights.safetensors_file import open_safetensors as safe_open
 
     path = Path(dit_path)
     files = [path] if path.is_file() else sorted(path.glob("*.safetensors"))

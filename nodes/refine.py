@@ -15,6 +15,7 @@ from ..sana_wm_core.refiner.loading import HUB_REPO
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
 from .host import ComfyHost
+from ..sana_wm_core.weights import check_model_reference
 
 CATEGORY = "SANA-WM/refine"
 DEFAULT_REPO = "SANA-WM_bidirectional"
@@ -98,7 +99,10 @@ class SanaWMRefinerLoader:
 
     def load(self, repo, dtype, weight_format, offload_blocks, keep_loaded, path_or_hub_id="", gemma3_folder=""):
         precision, compute = precision_of(dtype, weight_format)
-        source = (path_or_hub_id or "").strip() or repo
+        from .models import model_roots
+
+        source = check_model_reference(path_or_hub_id or "", model_roots()) or repo
+        check_model_reference(gemma3_folder or "", model_roots(), label="gemma3_folder")
         paths = locate_refiner(source, _sana_wm_dirs(), _gemma_dir(gemma3_folder), allow_download=True)
         options = RefinerOptions(
             dtype=compute, fp8=precision.fp8,

@@ -21,11 +21,37 @@ import websocket  # websocket-client
 
 
 class ComfyError(RuntimeError):
-    """The server refused or failed a prompt; `details` is the server's JSON."""
+    """The server refused or failed a prompt; `details` is the server's JSON, `status` its HTTP code."""
 
-    def __init__(self, message: str, details: Any = None):
+    def __init__(self, message: str, details: Any = None, status: int | None = None):
         super().__init__(message)
         self.details = details
+        self.status = status
+
+
+def describe_node_errors(node_errors: dict, error: dict | None = None) -> str:
+    """One line per refused input, naming the node, its class and the input: the server's reasons, readable."""
+    lines = []
+    for nid, entry in sorted((node_errors or {}).items(), key=lambda kv: str(kv[0])):
+        cls = entry.get("class_type", "?")
+        for err in entry.get("errors", []):
+            name = (err.get("extra_info") or {}).get("input_name")
+            text = err.get("message", "invalid")
+            where = f"node {nid} ({cls})" + (f", input '{name}'" if name and f"'{name}'" not in text else "")
+            details = str(err.get("details") or "").strip()
+            lines.append(f"{where}: {text}" + (f": {details}" if details and details not in text else ""))
+    if not lines and error:
+        lines.append(f"{error.get('message', 'refused')}: {error.get('details', '')}".strip(": "))
+    return "; ".join(lines)
+
+
+def describe_execution_error(error: dict | None) -> str:
+    """The node, its class and the exception text of an execution_error payload."""
+    if not error:
+        return "unknown error"
+    msg = str(error.get("exception_message", "") or error.get("exception_type", "unknown error")).strip()
+    nid, cls = error.get("node_id"), error.get("node_type")
+    return f"node {nid} ({cls}): {msg}" if nid is not None else msg
 
 
 @dataclass
@@ -71,8 +97,12 @@ class ComfyClient:
                 details = json.loads(body)
             except ValueError:
                 details = body
-            raise ComfyError(f"{method or ('POST' if data else 'GET')} {path} -> HTTP {e.code}: {body[:2000]}",
-                             details) from None
+            what = f"{method or ('POST' if data else 'GET')} {path} -> HTTP {e.code}"
+            if isinstance(details, dict) and ("node_errors" in details or "error" in details):
+                err = details.get("error") if isinstance(details.get("error"), dict) else None
+                reason = describe_node_errors(details.get("node_errors") or {}, err)
+                raise ComfyError(f"{what}: {reason or body[:2000]}", details, e.code) from None
+            raise ComfyError(f"{what}: {body[:2000]}", details, e.code) from None
 
     def get_json(self, path: str) -> Any:
         return json.loads(self._request(path))
@@ -85,9 +115,31 @@ class ComfyClient:
         return self.get_json("/object_info" + (f"/{node}" if node else ""))
 
     def queue(self, workflow: dict) -> str:
-        """POST /prompt; raises ComfyError with the server's node_errors when validation fails."""
+        """POST /prompt; raises ComfyError naming each refused input when any node failed validation.
+
+        ComfyUI answers HTTP 200 when at least one output node is valid and silently drops the invalid
+        branches (`node_errors`); a job with a dropped branch is a failed job, so it is taken off the queue
+        and refused here as well.
+        """
         res = self.post_json("/prompt", {"prompt": workflow, "client_id": self.client_id})
+        if res.get("node_errors"):
+            try:  # off the queue, or stopped if it already started (targeted: other prompts are untouched)
+                self.post_json("/queue", {"delete": [res["prompt_id"]]})
+                self.post_json("/interrupt", {"prompt_id": res["prompt_id"]})
+            except (ComfyError, OSError):
+                pass
+            raise ComfyError("POST /prompt -> HTTP 200 with node_errors: "
+                             + describe_node_errors(res["node_errors"]), res, 200)
         return res["prompt_id"]
+
+    def queue_length(self) -> int:
+        """Prompts running or waiting on this server (anyone's)."""
+        q = self.get_json("/queue")
+        return len(q.get("queue_running", [])) + len(q.get("queue_pending", []))
+
+    def delete_queued(self, prompt_ids: list[str]) -> None:
+        """Takes prompts that have not started off the queue (ones already running are not touched)."""
+        self.post_json("/queue", {"delete": list(prompt_ids)})
 
     def history(self, prompt_id: str) -> dict:
         return self.get_json(f"/history/{prompt_id}").get(prompt_id, {})

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Queue a batch of SANA-WM jobs on a running ComfyUI server and download every video.
+"""Queue a batch of SANA-WM jobs on one or more running ComfyUI servers and download every video.
 
-    python scripts/queue_batch.py --server http://127.0.0.1:8188 \
-        --workflow workflows/sana_wm_actions_api.json --jobs jobs.csv --out videos/
+    python scripts/queue_batch.py --server http://127.0.0.1:8188 [--server http://127.0.0.1:8189 ...] \
+        --workflow workflows/sana_wm_actions_api.json --jobs jobs.csv --out videos/ [--resume]
 
 `jobs` is a CSV (header row) or a JSON list of objects with the columns
 `image` (a local file, uploaded), `prompt`, `action` (an action string) OR `camera` (a local .npy/.json/.txt
 camera file, uploaded), `seed`, and optionally `name`. Empty cells keep the workflow's value. A job that
 gives `camera` to a workflow built around an action string (or the reverse) gets its camera node swapped.
-Each job is queued, followed on the websocket and its outputs downloaded; a summary table ends the run,
-and the exit code is non-zero if any job failed.
+Each job goes to the server with the shortest queue, is followed until it ends and its outputs are
+downloaded; a server that stops answering has its unfinished jobs queued elsewhere. OUT/manifest.jsonl
+records each row's server, prompt id, status, files and error (the reason names the node and input the
+server refused); `--resume` skips rows already done with their files present. A summary table ends the
+run; the exit code is 1 if any job failed, 130 after Ctrl-C (the manifest stays consistent).
 """
 from __future__ import annotations
 
@@ -22,13 +25,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.comfy_api import ComfyClient, ComfyError  # noqa: E402
+from scripts.batch_runner import VIDEO_SUFFIXES, BatchRunner  # noqa: E402
 
 ACTION_NODE = "SanaWMCameraFromActions"
 FILE_NODE = "SanaWMLoadCamera"
 PROMPT_NODES = ("SanaWMImageToVideo", "SanaWMRefine", "SanaWMEncodePrompt")
 SEED_NODES = ("SanaWMSampler",)
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mov")
 
 
 def read_jobs(path: Path) -> list[dict]:
@@ -101,44 +103,17 @@ def apply_job(workflow: dict, job: dict, uploaded: dict[str, str]) -> dict:
     return wf
 
 
-def run_batch(server: str, workflow: dict, jobs: list[dict], out: Path, timeout: float = 3600.0,
-              log=print) -> list[dict]:
-    client = ComfyClient(server)
-    client.get_json("/system_stats")  # fail fast when no server answers
-    out.mkdir(parents=True, exist_ok=True)
-    uploaded: dict[str, str] = {}
-    for job in jobs:
-        for key in ("image", "camera"):
-            if job.get(key) and job[key] not in uploaded:
-                uploaded[job[key]] = client.upload_image(Path(job[key]))
-    summary = []
-    for i, job in enumerate(jobs, 1):
-        name = job.get("name") or f"job{i:03d}"
-        t0 = time.time()
-        row = {"job": name, "status": "error", "seconds": 0.0, "files": [], "error": ""}
-
-        def progress(ev, _name=name):
-            if ev.get("type") == "progress":
-                d = ev["data"]
-                log(f"  {_name}: node {d.get('node')} {d.get('value')}/{d.get('max')}")
-
-        try:
-            res = client.run(apply_job(workflow, job, uploaded), timeout=timeout, on_event=progress)
-            row["status"] = res.status
-            if res.status == "error":
-                row["error"] = (res.error or {}).get("exception_message", "unknown error").strip()
-            for item in res.files():
-                if item.get("type") != "output":
-                    continue
-                dest = out / f"{name}_{Path(item['filename']).name}"
-                client.download(item, dest)
-                row["files"].append(str(dest))
-        except (ComfyError, ValueError, TimeoutError) as exc:
-            row["error"] = str(exc)
-        row["seconds"] = round(time.time() - t0, 1)
-        log(f"[{i}/{len(jobs)}] {name}: {row['status']} in {row['seconds']}s "
-            f"{', '.join(row['files']) or row['error']}")
-        summary.append(row)
+def run_batch(server: str | list[str], workflow: dict, jobs: list[dict], out: Path, timeout: float = 3600.0,
+              log=print, *, manifest: Path | None = None, resume: bool = False, max_queued: int = 2,
+              poll: float = 0.5, dead_after: float = 30.0) -> list[dict]:
+    """Runs every job over the given server(s) (see scripts/batch_runner.py); one result dict per row."""
+    servers = [server] if isinstance(server, str) else list(server)
+    runner = BatchRunner(servers, workflow, jobs, Path(out), apply_job=apply_job, manifest=manifest,
+                         resume=resume, timeout=timeout, max_queued=max_queued, poll=poll,
+                         dead_after=dead_after, log=log)
+    summary = runner.run()
+    if runner.interrupted:
+        raise KeyboardInterrupt
     return summary
 
 
@@ -150,15 +125,27 @@ def print_summary(summary: list[dict], log=print) -> None:
         log(f"| {r['job']} | {r['status']} | {r['seconds']} | {', '.join(vids) or r['error'][:80]} |")
     ok = sum(r["status"] == "success" for r in summary)
     log(f"\n{ok}/{len(summary)} jobs succeeded")
+    for r in summary:
+        if r["status"] != "success":
+            log(f"  {r['job']} {r['status']}: {r['error']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--server", default="http://127.0.0.1:8188")
+    ap.add_argument("--server", action="append", default=None,
+                    help="a ComfyUI server URL; repeat it to spread the batch over several servers "
+                         "(default http://127.0.0.1:8188)")
     ap.add_argument("--workflow", required=True, type=Path, help="an API-format workflow (workflows/*_api.json)")
     ap.add_argument("--jobs", required=True, type=Path, help="CSV or JSON with image,prompt,action|camera,seed")
     ap.add_argument("--out", default=Path("videos"), type=Path)
+    ap.add_argument("--manifest", type=Path, default=None,
+                    help="results file, one JSON line per row (default OUT/manifest.jsonl)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows the manifest lists as done (files present) and run the others")
     ap.add_argument("--timeout", default=3600.0, type=float, help="seconds per job")
+    ap.add_argument("--max-queued", default=2, type=int, help="jobs of this batch waiting per server at once")
+    ap.add_argument("--dead-after", default=30.0, type=float,
+                    help="seconds without an answer before a server's unfinished jobs move elsewhere")
     args = ap.parse_args(argv)
     try:
         workflow = json.loads(args.workflow.read_text())
@@ -168,7 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"queue_batch: {exc}", file=sys.stderr)
         return 2
-    summary = run_batch(args.server, workflow, jobs, args.out, args.timeout)
+    try:
+        summary = run_batch(args.server or ["http://127.0.0.1:8188"], workflow, jobs, args.out, args.timeout,
+                            manifest=args.manifest, resume=args.resume, max_queued=args.max_queued,
+                            dead_after=args.dead_after)
+    except KeyboardInterrupt:
+        print("queue_batch: interrupted; the manifest is consistent, rerun with --resume", file=sys.stderr)
+        return 130
     print_summary(summary)
     return 0 if all(r["status"] == "success" for r in summary) else 1
 

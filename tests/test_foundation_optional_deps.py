@@ -60,6 +60,7 @@ def test_pack_without_diffusers_and_triton_keeps_comfyui_healthy(tmp_path, tiny_
                   "inputs": {"action": "w-16,jw-8", "translation_speed": 0.05, "rotation_speed_deg": 1.2,
                              "mapping": "classic", "num_frames": 0, "fps": 16.0}},
             "2": {"class_type": "SanaWMCameraPreview", "inputs": {"camera": ["1", 0], "every_n": 4}},
+            "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 1]}},   # preview: not an output node
         })
         assert res.status == "success", res.error
         assert srv.alive()

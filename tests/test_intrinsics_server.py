@@ -32,7 +32,11 @@ def server(comfy_server):
 
 def _estimate(method: str, *, fov: float = 60.0, fallback: bool = False, exif: str = "none",
               ckpt: str = TINY_FILENAME) -> dict:
+    """Estimate Intrinsics is not an output node (its result feeds a camera node, and a bad video branch must
+    refuse the whole prompt): core PreviewAny on its output is what makes it run here; its text still comes
+    back as the node's own ui."""
     return {
+        "9": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
         "1": {"class_type": "LoadImage", "inputs": {"image": IMAGE_NAME}},
         "2": {"class_type": "SanaWMEstimateIntrinsics",
               "inputs": {"image": ["1", 0], "method": method, "fov_deg": fov, "fallback": fallback,
@@ -50,7 +54,7 @@ def test_node_is_registered_with_checkpoint_and_file_choices(server, comfy):
     assert TINY_FILENAME in req["pi3x_checkpoint"][0] and "yyfz233/Pi3X (download)" in req["pi3x_checkpoint"][0]
     assert req["method"][0] == ["pi3x", "exif", "fov"]
     assert IMAGE_NAME in opt["exif_image"][0] and opt["exif_image"][0][0] == "none"
-    assert spec["output"] == ["SANAWM_INTRINSICS"] and spec["output_node"] is True
+    assert spec["output"] == ["SANAWM_INTRINSICS"] and spec["output_node"] is False
 
 
 def test_pi3x_estimate_runs_in_a_workflow(server, comfy):
@@ -96,6 +100,7 @@ def test_estimate_feeds_camera_nodes(server, comfy):
                "inputs": {"action": "w-8,dw-8", "translation_speed": 0.05, "rotation_speed_deg": 1.2,
                           "mapping": "classic", "num_frames": 0, "fps": 16.0, "intrinsics": ["2", 0]}}
     wf["4"] = {"class_type": "SanaWMCameraPreview", "inputs": {"camera": ["3", 0], "every_n": 8}}
+    wf["9"]["inputs"]["source"] = ["4", 1]          # the preview passes the camera on to the output node
     res = comfy.run(wf)
     assert res.status == "success", res.error
     assert "source: pi3x" in _text(res)

@@ -46,6 +46,16 @@ def _set_intrinsics(camera_link: list, **kw) -> dict:
     return {"class_type": "SanaWMSetIntrinsics", "inputs": inputs}
 
 
+def _with_output(wf: dict) -> dict:
+    """Camera Preview is not an output node (a prompt must not run for its preview alone): a preview that
+    ends a test graph passes its camera on to core PreviewAny, the output node that makes it run."""
+    used = {tuple(v) for n in wf.values() for v in n["inputs"].values() if isinstance(v, list)}
+    for nid in [k for k, n in wf.items() if n["class_type"] == "SanaWMCameraPreview"]:
+        if (nid, 1) not in used:
+            wf[f"{nid}0"] = {"class_type": "PreviewAny", "inputs": {"source": [nid, 1]}}
+    return wf
+
+
 def _preview(camera_link: list, every_n: int = 8) -> dict:
     return {"class_type": "SanaWMCameraPreview", "inputs": {"camera": camera_link, "every_n": every_n}}
 
@@ -68,16 +78,18 @@ def test_nodes_registered(comfy):
     for name in NODES:
         assert name in info, f"{name} not registered"
         assert info[name]["category"].startswith("SANA-WM/")
-    assert info["SanaWMCameraPreview"]["output_node"] is True
+    assert info["SanaWMCameraPreview"]["output_node"] is False   # a bad video branch is refused whole (HTTP 400)
+    assert info["SanaWMCameraPreview"]["output"] == ["IMAGE", "SANAWM_CAMERA"]
     assert info["SanaWMCameraFromActions"]["output"] == ["SANAWM_CAMERA"]
 
 
 def test_actions_intrinsics_preview_workflow(comfy, artifacts):
     wf = {"1": _actions(), "2": _set_intrinsics(["1", 0]), "3": _preview(["2", 0])}
-    arr = _preview_png(comfy, comfy.run(wf))
+    arr = _preview_png(comfy, comfy.run(_with_output(wf)))
     Image.fromarray(arr.astype(np.uint8)).save(artifacts / "camera_preview_node.png")
     # a different path gives a different drawing (the preview reflects the input)
-    other = _preview_png(comfy, comfy.run({"1": _actions("s-30,lw-30", mapping="game"), "3": _preview(["1", 0])}))
+    other = _preview_png(comfy, comfy.run(_with_output({"1": _actions("s-30,lw-30", mapping="game"),
+                                                        "3": _preview(["1", 0])})))
     assert not np.array_equal(arr, other)
 
 
@@ -101,32 +113,32 @@ def test_load_camera_from_each_file_type(comfy, comfy_server):
         wf = {"1": {"class_type": "SanaWMLoadCamera",
                     "inputs": {"file": name, "world_to_camera": w2c, "num_frames": 0, "fps": 16.0}},
               "2": _preview(["1", 0])}
-        drawings.append(_preview_png(comfy, comfy.run(wf)))
+        drawings.append(_preview_png(comfy, comfy.run(_with_output(wf))))
     # the same path from three formats draws the same picture
     assert np.array_equal(drawings[0], drawings[1]) and np.array_equal(drawings[0], drawings[2])
 
 
 def test_bad_action_string_fails_validation_then_next_prompt_runs(comfy):
     with pytest.raises(ComfyError) as err:
-        comfy.queue({"1": _actions("w-30,x-5"), "2": _preview(["1", 0])})
+        comfy.queue(_with_output({"1": _actions("w-30,x-5"), "2": _preview(["1", 0])}))
     text = json.dumps(err.value.details)
     assert "action segment 2 ('x-5'): unknown keys ['x']" in text
     with pytest.raises(ComfyError) as err:
-        comfy.queue({"1": _actions("w-0"), "2": _preview(["1", 0])})
+        comfy.queue(_with_output({"1": _actions("w-0"), "2": _preview(["1", 0])}))
     assert "the frame count '0' must be a positive whole number" in json.dumps(err.value.details)
-    assert comfy.run({"1": _actions("w-9"), "2": _preview(["1", 0])}).status == "success"
+    assert comfy.run(_with_output({"1": _actions("w-9"), "2": _preview(["1", 0])})).status == "success"
 
 
 def test_bad_action_through_a_link_fails_at_run_time_with_the_message(comfy):
     wf = {"0": {"class_type": "PrimitiveString", "inputs": {"value": "w-10,w3"}},
           "1": _actions(["0", 0]), "2": _preview(["1", 0])}
-    res = comfy.run(wf)
+    res = comfy.run(_with_output(wf))
     assert res.status == "error"
     assert res.error["node_type"] == "SanaWMCameraFromActions"
     assert res.error["exception_type"].endswith("ValueError")
     assert "action segment 2 ('w3'): missing '-'" in res.error["exception_message"]
     wf["0"]["inputs"]["value"] = "w-10,d-3"
-    assert comfy.run(wf).status == "success"
+    assert comfy.run(_with_output(wf)).status == "success"
 
 
 def test_bad_and_missing_files_fail_validation(comfy, comfy_server):
@@ -138,19 +150,19 @@ def test_bad_and_missing_files_fail_validation(comfy, comfy_server):
                 "inputs": {"file": name, "world_to_camera": False, "num_frames": 0, "fps": 16.0}},
           "2": _preview(["1", 0])}
     with pytest.raises(ComfyError) as err:
-        comfy.queue(wf)
+        comfy.queue(_with_output(wf))
     assert f"{name}: frame 5 is not a rigid camera pose" in json.dumps(err.value.details)
     wf["1"]["inputs"]["file"] = "../../etc/passwd.npy"
     with pytest.raises(ComfyError) as err:
-        comfy.queue(wf)
+        comfy.queue(_with_output(wf))
     assert "outside ComfyUI's input folder" in json.dumps(err.value.details)
 
 
 def test_set_intrinsics_errors_are_reported(comfy):
     wf = {"1": _actions("w-9"), "2": _set_intrinsics(["1", 0], mode="pixels", image_width=1280, image_height=0),
           "3": _preview(["2", 0])}
-    res = comfy.run(wf)
+    res = comfy.run(_with_output(wf))
     assert res.status == "error"
     assert "image_width and image_height must both be 0" in res.error["exception_message"]
     wf["2"]["inputs"]["image_height"] = 720
-    assert comfy.run(wf).status == "success"
+    assert comfy.run(_with_output(wf)).status == "success"

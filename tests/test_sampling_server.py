@@ -65,13 +65,13 @@ def test_stage1_workflow_writes_mp4_json_and_video(comfy, comfy_server, image_na
 
 
 def test_missing_model_folder_names_where_it_looked(comfy, image_name):
-    res = comfy.run(_workflow(image_name, model_override="/nonexistent/SANA-WM_bidirectional", save=False)
+    res = comfy.run(_workflow(image_name, model_override="nonexistent_SANA-WM_bidirectional", save=False)
                     | {"13": {"class_type": "SanaWMSaveVideo", "inputs": {
                         "vae": ["5", 0], "latent": ["8", 0], "filename_prefix": "x", "overlay": False,
                         "fps": 0.0, "crf": 25}}}, timeout=120)
     assert res.status == "error"
     msg = res.error["exception_message"]
-    assert "Looked in" in msg and "/nonexistent/SANA-WM_bidirectional" in msg
+    assert "Looked in" in msg and "nonexistent_SANA-WM_bidirectional" in msg
 
 
 def test_empty_prompt_is_refused(comfy, image_name):

@@ -223,6 +223,7 @@ def test_upload_button_selects_previews_and_runs_the_file(drv, comfy, comfy_serv
     assert ours["widgets_values"][0] == name and len(ours["widgets_values"]) == len(PLAIN)
     wf = {"1": prompt[str(node)], "2": {"class_type": "SanaWMCameraPreview", "inputs": {"camera": ["1", 0],
                                                                                         "every_n": 8}}}
+    wf["3"] = {"class_type": "PreviewAny", "inputs": {"source": ["2", 1]}}   # the preview is not an output node
     result = comfy.run(wf)
     assert result.status == "success", result.error
     assert len(result.files("images")) == 1

@@ -134,6 +134,9 @@ def test_intrinsics_text_shows_on_the_node_and_stays_out_of_the_workflow(drv, co
     drv.execute_script(SET_WIDGETS, est, {"method": "fov", "fov_deg": 70.0, "fallback": True})
     drv.execute_script("const g = app.graph; g.getNodeById(arguments[0]).connect(0, g.getNodeById(arguments[1]), 0);",
                        load, est)
+    sink = drv.execute_script(CREATE, "PreviewAny", 840, 160)   # Estimate Intrinsics is not an output node
+    drv.execute_script("const g = app.graph; g.getNodeById(arguments[0]).connect(0, g.getNodeById(arguments[1]), 0);",
+                       est, sink)
     plain = drv.execute_script("return app.graph.getNodeById(arguments[0]).widgets.map((w) => w.name)", est)
     assert WIDGET not in plain, "the result box must not exist before the node has run"
 

@@ -56,7 +56,7 @@ def _stage1(camera_ref: list, num_frames: int, prefix: str, refine: bool) -> dic
 
 def actions_workflow(refine: bool = True, num_frames: int = 321, prefix: str = "SANA-WM/actions") -> dict:
     """Image + the seed README's action string; intrinsics estimated from the image (Pi3X, FOV fallback)."""
-    wf = _stage1(["3", 0], num_frames, prefix, refine)
+    wf = _stage1(["4", 1], num_frames, prefix, refine)  # the camera passes through its preview
     wf["2"] = {"class_type": "SanaWMEstimateIntrinsics",
                "inputs": {"image": ["1", 0], "method": "pi3x", "fov_deg": 60.0, "fallback": True,
                           "pi3x_checkpoint": "yyfz233/Pi3X (download)", "exif_image": "none"}}
@@ -70,7 +70,7 @@ def actions_workflow(refine: bool = True, num_frames: int = 321, prefix: str = "
 
 def camera_file_workflow() -> dict:
     """Image + a (F,4,4) camera-to-world .npy + an intrinsics .npy, Stage 1 + refiner."""
-    wf = _stage1(["3", 0], 321, "SANA-WM/camera_file", refine=True)
+    wf = _stage1(["4", 1], 321, "SANA-WM/camera_file", refine=True)
     wf["2"] = {"class_type": "SanaWMLoadIntrinsics", "inputs": {"file": EXAMPLE_INTRINSICS}}
     wf["3"] = {"class_type": "SanaWMLoadCamera",
                "inputs": {"file": EXAMPLE_CAMERA, "world_to_camera": False, "num_frames": 321, "fps": 16.0,

@@ -16,6 +16,7 @@ from .types import Intrinsics
 
 FOV_MIN_DEG = 25.0
 FOV_MAX_DEG = 120.0
+FPS_MAX = 240.0            # the mp4 writer's limit too
 INTRINSICS_SHAPES = "(4,) [fx,fy,cx,cy], (3,3) K, (F,4) or (F,3,3)"
 
 
@@ -55,8 +56,11 @@ def intrinsics_from_array(value: Any, *, image_size: tuple[int, int] | None = No
 def intrinsics_from_fov(fov_deg: float, fov_y_deg: float | None = None, *, trusted: bool = False) -> Intrinsics:
     """Intrinsics given as a horizontal (and optionally vertical) field of view, centred principal point."""
     for label, value in (("fov_deg", fov_deg), ("fov_y_deg", fov_y_deg)):
-        if value is not None and not (0.0 < float(value) < 180.0):
-            raise ValueError(f"{label} must be strictly between 0 and 180 degrees, got {value}")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 < float(value) < 180.0):
+            raise ValueError(f"{label} must be strictly between 0 and 180 degrees, a number (SANA-WM expects "
+                             f"{FOV_MIN_DEG:g}-{FOV_MAX_DEG:g}), got {value!r}"[:300])
     return Intrinsics(fov_deg=float(fov_deg), fov_y_deg=None if fov_y_deg is None else float(fov_y_deg),
                       source="fov", trusted=trusted)
 
@@ -66,13 +70,13 @@ def load_intrinsics_file(path: str | Path) -> Intrinsics:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"intrinsics file {str(path)!r} does not exist")
+    from .file_values import check_file_size, load_npy
+
     if path.suffix.lower() == ".npy":
-        try:
-            value = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{path.name}: not a plain numeric .npy array ({exc})") from None
+        value = load_npy(path)
     elif path.suffix.lower() == ".json":
         import json
+        check_file_size(path)
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -85,6 +89,10 @@ def load_intrinsics_file(path: str | Path) -> Intrinsics:
 def fov_to_pixels(fov_deg: float, fov_y_deg: float | None, source_size: tuple[int, int]) -> np.ndarray:
     """``(4,)`` pixels for an image of (W,H): fx from the horizontal FOV, fy from the vertical one (square
     pixels when absent), principal point at the image centre (W/2, H/2)."""
+    for label, value in (("fov_deg", fov_deg), ("fov_y_deg", fov_y_deg)):
+        if value is not None and not (0.0 < float(value) < 180.0):   # tan() of 0 or 180 divides by zero
+            raise ValueError(f"{label} must be strictly between 0 and 180 degrees (SANA-WM expects "
+                             f"{FOV_MIN_DEG:g}-{FOV_MAX_DEG:g}), got {value}")
     w, h = float(source_size[0]), float(source_size[1])
     fx = (w / 2.0) / math.tan(math.radians(float(fov_deg)) / 2.0)
     fy = fx if fov_y_deg is None else (h / 2.0) / math.tan(math.radians(float(fov_y_deg)) / 2.0)

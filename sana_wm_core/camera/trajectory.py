@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from .file_values import check_file_size, finite_number, load_npy
 from .geometry import invert_rigid
-from .intrinsics import intrinsics_from_array
+from .intrinsics import FPS_MAX, intrinsics_from_array, intrinsics_from_fov
 from .types import CameraPath, Intrinsics
 
 RIGID_TOL = 1e-3
@@ -55,29 +56,33 @@ def validate_c2w(poses: Any, *, name: str = "camera", tol: float = RIGID_TOL) ->
 
 
 def _load_npy(path: Path) -> tuple[np.ndarray, Intrinsics | None, dict]:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"{path.name}: not a plain numeric .npy array ({exc})") from None
-    return arr, None, {}
+    return load_npy(path), None, {}
 
 
 def _json_intrinsics(value: Any, name: str) -> Intrinsics:
     if isinstance(value, dict):
         fov = value.get("fov_deg")
         size = value.get("image_size")
-        size = (int(size[0]), int(size[1])) if size is not None else None
+        if size is not None:
+            if not isinstance(size, (list, tuple)) or len(size) != 2:
+                raise ValueError(f"{name}: intrinsics 'image_size' must be [width, height], got {size!r}"[:300])
+            size = tuple(int(finite_number(s, f"{name}: intrinsics image_size", low=1, high=1e6)) for s in size)
         if value.get("values") is None:
             if fov is None:
                 raise ValueError(f"{name}: 'intrinsics' needs 'values' ([fx,fy,cx,cy] or K) or 'fov_deg'")
-            return Intrinsics(fov_deg=float(fov), fov_y_deg=value.get("fov_y_deg"), source=f"file:{name}",
-                              trusted=bool(value.get("trusted", False)))
+            fov_y = value.get("fov_y_deg")
+            try:
+                intr = intrinsics_from_fov(fov, fov_y, trusted=bool(value.get("trusted", False)))
+            except ValueError as exc:
+                raise ValueError(f"{name}: intrinsics {exc}") from None
+            return intr.with_source(f"file:{name}")
         return intrinsics_from_array(value["values"], image_size=size, source=f"file:{name}", name=name,
                                      trusted=bool(value.get("trusted", False)))
     return intrinsics_from_array(value, source=f"file:{name}", name=name)
 
 
 def _load_json(path: Path) -> tuple[np.ndarray, Intrinsics | None, dict]:
+    check_file_size(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -91,7 +96,8 @@ def _load_json(path: Path) -> tuple[np.ndarray, Intrinsics | None, dict]:
         if data.get("intrinsics") is not None:
             intr = _json_intrinsics(data["intrinsics"], path.name)
         if data.get("fps") is not None:
-            meta["fps"] = float(data["fps"])
+            meta["fps"] = finite_number(data["fps"], f"{path.name}: 'fps'", low=0.0, high=FPS_MAX,
+                                        strict_low=True)
         poses = data["c2w"]
     else:
         poses = data
@@ -105,6 +111,7 @@ def _load_json(path: Path) -> tuple[np.ndarray, Intrinsics | None, dict]:
 def _load_txt(path: Path) -> tuple[np.ndarray, Intrinsics, dict]:
     """RealEstate10K / CameraCtrl: per line `timestamp fx fy cx cy 0 0 <3x4 world-to-camera>`, intrinsics
     normalised by the image size; the first line may be the video URL."""
+    check_file_size(path)
     rows, stamps, lines = [], [], path.read_text(encoding="utf-8", errors="replace").splitlines()
     for lineno, line in enumerate(lines, start=1):
         parts = line.split()

@@ -63,7 +63,7 @@ def _open(src: Union[str, os.PathLike, Mapping[str, Any]]) -> _Source:
         sd = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
         raw = unwrap_state_dict(sd)
         return _from_mapping({k: tuple(v.shape) for k, v in raw.items()}, raw.__getitem__, None)
-    from safetensors import safe_open
+    from ..weights.safetensors_file import open_safetensors as safe_open
 
     handles, where, shapes = [], {}, {}
     for f in files:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
-from safetensors import safe_open
+from ..weights.safetensors_file import open_safetensors as safe_open
 
 from .config import METADATA_KEY, Pi3XConfig
 from .network import CONSTANT_BUFFERS, MULTIMODAL_PREFIXES, Pi3XNetwork, constant_buffer

@@ -161,7 +161,7 @@ def _is_aux_key(key: str) -> bool:
 
 
 def checkpoint_keys(folder: Path) -> set[str]:
-    from safetensors import safe_open
+    from ..weights.safetensors_file import open_safetensors as safe_open
 
     keys: set[str] = set()
     for f in _weight_files(folder):
@@ -172,7 +172,7 @@ def checkpoint_keys(folder: Path) -> set[str]:
 
 def iter_tensors(folder: Path, want=lambda k: True) -> Iterator[tuple[str, torch.Tensor]]:
     """(key, float tensor) pairs; fp8 tensors come back dequantised with their stored scale, if any."""
-    from safetensors import safe_open
+    from ..weights.safetensors_file import open_safetensors as safe_open
 
     for f in _weight_files(folder):
         with safe_open(str(f), framework="pt", device="cpu") as fh:
@@ -263,7 +263,7 @@ def load_text_encoder(folder: str | Path, dtype: torch.dtype = torch.bfloat16, a
 
 
 def _has_fp8(folder: Path) -> bool:
-    from safetensors import safe_open
+    from ..weights.safetensors_file import open_safetensors as safe_open
 
     for f in _weight_files(folder):
         with safe_open(str(f), framework="pt", device="cpu") as fh:

@@ -45,6 +45,9 @@ def _load_decoder(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
     """The Gemma-2 decoder (`Gemma2Model`) from a CausalLM or a bare-model checkpoint folder."""
     from transformers import AutoModel, AutoModelForCausalLM
 
+    from ..weights.safetensors_file import check_safetensors_folder
+
+    check_safetensors_folder(folder)  # a truncated file is named, not a bare deserializer error
     cfg = json.loads((folder / "config.json").read_text())
     archs = cfg.get("architectures") or []
     if any(a.endswith("ForCausalLM") for a in archs):

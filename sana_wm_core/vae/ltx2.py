@@ -78,6 +78,9 @@ class LTX2Vae:
         dev = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
         dtype = dtype or auto_dtype(dev)
+        from ..weights.safetensors_file import check_safetensors_folder
+
+        check_safetensors_folder(folder)  # a truncated file is named, not a bare deserializer error
         vae = AutoencoderKLLTX2Video.from_pretrained(str(folder), torch_dtype=dtype).to(dev)
         return cls(vae, device=dev, **kw)
 

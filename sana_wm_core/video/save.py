@@ -13,8 +13,9 @@ import numpy as np
 
 from ..camera.types import CameraPath
 from ..latent import SanaWMLatent
+from .atomic import AtomicFile
 from .overlay import OverlayPainter
-from .writer import VideoInfo, write_mp4
+from .writer import Mp4Writer, VideoInfo
 
 
 def camera_json(camera: Any, video_c2w: np.ndarray | None, info: VideoInfo, extra: dict | None = None) -> dict:
@@ -51,9 +52,24 @@ def save_clip(chunks: Iterable[np.ndarray], mp4_path: str | Path, *, fps: float 
         else:
             painter = OverlayPainter.for_camera(None, n, c2w=video_c2w)
         chunks = (painter(c) for c in chunks)
-    info = write_mp4(mp4_path, chunks, fps, crf=crf)
     json_path = mp4_path.with_suffix(".camera.json")
-    json_path.write_text(json.dumps(camera_json(camera, video_c2w, info, extra), indent=1))
+    writer = Mp4Writer(mp4_path, fps, crf=crf)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+        info = writer.finish()
+        doc = json.dumps(camera_json(camera, video_c2w, info, extra), indent=1)
+        side = AtomicFile(json_path)
+        try:
+            side.temp.write_text(doc)
+            side.commit()  # the JSON first: an mp4 under its final name always has its JSON beside it
+        except BaseException:
+            side.discard()
+            raise
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
     return info, json_path
 
 

@@ -2,7 +2,9 @@
 
 The reference writes libx264 / yuv420p at crf 25 (imageio quality 5); we use the same settings, so the
 file is the one the reference would write for the same pixels. Chunks are encoded as they arrive, so the
-clip is never held whole, and the frame rate is stored as an exact fraction (16 fps -> 16/1).
+clip is never held whole, and the frame rate is stored as an exact fraction (16 fps -> 16/1). The file is
+written under a temporary name and renamed into place by `close()` (`atomic.py`): a crash mid-video leaves
+no unreadable file under the final name.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from .atomic import AtomicFile
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Mp4Writer:
         self._codec = codec
         self._container = None
         self._stream = None
+        self._file: AtomicFile | None = None
         self.frames = 0
         self.size: tuple[int, int] | None = None
 
@@ -50,8 +55,8 @@ class Mp4Writer:
 
         if width % 2 or height % 2:
             raise ValueError(f"H.264 yuv420p needs even frame sizes, got {width}x{height}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self.path), mode="w")
+        self._file = AtomicFile(self.path)
+        self._container = av.open(str(self._file.temp), mode="w", format="mp4")
         stream = self._container.add_stream(self._codec, rate=self._rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = dict(self._opts)
@@ -77,28 +82,47 @@ class Mp4Writer:
                 self._container.mux(packet)
             self.frames += 1
 
-    def close(self) -> VideoInfo:
+    def finish(self) -> VideoInfo:
+        """Flush the encoder and close the temporary file; `commit()` then gives it its final name."""
         if self._container is None:
             raise ValueError("no frames were written; a video needs at least one frame")
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
+        except BaseException:
+            self.abort()
+            raise
         return VideoInfo(self.path, self.frames, self.size[0], self.size[1], self.fps)
 
+    def commit(self) -> None:
+        try:
+            self._file.commit()
+        except BaseException:
+            self.abort()
+            raise
+
+    def close(self) -> VideoInfo:
+        """`finish()` + `commit()`: the mp4 appears under its final name complete, or not at all."""
+        info = self.finish()
+        self.commit()
+        return info
+
     def abort(self) -> None:
-        """Close and delete a partial file (after an error or an interrupt)."""
+        """Close and delete the partial file (after an error or an interrupt); the final name is untouched."""
         if self._container is not None:
             try:
                 self._container.close()
             except Exception:  # noqa: BLE001 - the file is being discarded anyway
                 pass
             self._container = None
-        self.path.unlink(missing_ok=True)
+        if self._file is not None:
+            self._file.discard()
 
 
 def write_mp4(path: str | Path, chunks: Iterable[np.ndarray], fps: float = 16.0, **kw) -> VideoInfo:
-    """Stream every chunk into an mp4; a failure mid-way removes the partial file."""
+    """Stream every chunk into an mp4; a failure mid-way leaves nothing under `path`."""
     writer = Mp4Writer(path, fps, **kw)
     try:
         for chunk in chunks:

@@ -9,13 +9,15 @@ to get the files (hub repo, `huggingface-cli download` command, ComfyUI folder).
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
 
 from .known import KNOWN_WEIGHTS, KnownWeight, known_for_repo
 
-__all__ = ["WeightsNotFoundError", "locate_repo", "locate_file", "hub_offline", "KNOWN_WEIGHTS", "KnownWeight"]
+__all__ = ["WeightsNotFoundError", "locate_repo", "locate_file", "hub_offline", "check_model_reference",
+           "KNOWN_WEIGHTS", "KnownWeight"]
 
 # progress(done_bytes, total_bytes), or a tqdm class used as is.
 ProgressFn = Callable[[int, int], None]
@@ -60,6 +62,43 @@ def _split_hf_url(name: str) -> tuple[str | None, str]:
 
 def _is_explicit_path(name: str) -> bool:
     return os.path.isabs(os.path.expanduser(name)) or name.startswith(("./", "../", "~", ".\\", "..\\"))
+
+
+_HUB_ID = re.compile(r"^(hf://)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9_.-]+)*$")
+_NAME_PART = re.compile(r"^[A-Za-z0-9_.@+ -]+$")
+
+
+def check_model_reference(value: str, roots: Sequence[PathLike], *, label: str = "path_or_hub_id") -> str:
+    """A weights reference a prompt may use: empty, a hub id (`owner/repo`, `hf://owner/repo[/sub]`), a
+    folder name under the model folders, or a path inside one of `roots` (ComfyUI's model folders).
+
+    Anything else (an absolute path elsewhere, `..`, `~`, odd characters) is refused by the string alone,
+    before the filesystem is touched, with the same message whether or not it exists: a prompt cannot use
+    this input to learn what is on the server. Returns the value stripped.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{label} must be text, got {type(value).__name__}")
+    name = value.strip()
+    if not name:
+        return name
+    fix = (f"{label} {name[:200]!r} is not allowed: give a hub id such as "
+           "Efficient-Large-Model/SANA-WM_bidirectional, a folder name under ComfyUI's model folders, or a "
+           "path inside them (add other folders with extra_model_paths.yaml)")
+    if "\0" in name or "\n" in name or len(name) > 1024:
+        raise ValueError(fix)
+    if os.path.isabs(name) or name.startswith("~"):
+        full = os.path.normpath(name)
+        for root in roots:
+            r = os.path.normpath(os.path.abspath(os.fspath(root)))
+            if full == r or full.startswith(r.rstrip(os.sep) + os.sep):
+                return name
+        raise ValueError(fix)
+    if _HUB_ID.match(name) and ".." not in name.split("/"):
+        return name
+    parts = name.replace("\\", "/").split("/")
+    if all(p not in ("", ".", "..") and _NAME_PART.match(p) for p in parts):
+        return name
+    raise ValueError(fix)
 
 
 def _missing(folder: Path, required: Iterable[str]) -> list[str]:
