@@ -35,7 +35,7 @@ def cond(model):
         raymap=camera_conditions(1, L, H, W)[0], chunk_plucker=torch.randn(cfg.chunk_plucker_channels, L, H, W,
                                                                            generator=g),
         num_frames=8 * (L - 1) + 1, height=32 * H, width=32 * W,
-        meta={"preview_proj": torch.randn(cfg.in_channels + 1, 3, generator=g) * 0.1})
+        preview_proj=torch.randn(cfg.in_channels + 1, 3, generator=g) * 0.1)
 
 
 KW = dict(steps=3, guidance_scale=4.0, seed=5, flow_shift=3.0)
