@@ -194,7 +194,7 @@ def _refiner_chunk_check(smoke: bool, device: torch.device):
     """The tiny refiner over a few chunks on this device vs the same network in fp32 on the CPU."""
     import copy
 
-    from sana_wm_core.refiner.tiny import tiny_components
+    from sana_wm_core.testing.tiny_refiner import tiny_components
 
     net = tiny_components()["transformer"]
     want = _tiny_refiner_run(copy.deepcopy(net), torch.device("cpu"), torch.float32)
@@ -330,7 +330,7 @@ def section_refiner(smoke: bool, device: torch.device) -> None:
 
         dtype = torch.float32 if smoke else torch.bfloat16
         if smoke:
-            from sana_wm_core.refiner.tiny import tiny_components
+            from sana_wm_core.testing.tiny_refiner import tiny_components
             net, layers, full, (ch, cdim, clen, h, w, frames) = (tiny_components()["transformer"], None, None,
                                                                   (16, 0, 32, 6, 8, 10))
             cdim = net.config.caption_channels
