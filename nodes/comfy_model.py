@@ -29,9 +29,8 @@ import comfy.model_management as mm
 import comfy.model_patcher
 from comfy.patcher_extension import CallbacksMP
 
-from ..sana_wm_core.model.offload import disable_block_offload, enable_block_offload
+from ..sana_wm_core.model.offload import DEFAULT_BLOCKS_RESIDENT, disable_block_offload, enable_block_offload
 
-DEFAULT_BLOCKS_RESIDENT = 4
 STREAM_BUFFERS = 2          # the block being computed + the one being prefetched
 
 

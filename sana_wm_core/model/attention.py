@@ -227,6 +227,7 @@ class HybridAttention(nn.Module):
             beta, decay = self._gates(x, f)
             out = self._main_gdn(q, k, v, beta, decay, ctx, st, new)
         if ctx.P is not None:
-            out = out + self.out_proj_cam(self._camera(x, beta, decay, ctx, st, new))
-        out = out * F.silu(self.output_gate(x).float())
+            out += self.out_proj_cam(self._camera(x, beta, decay, ctx, st, new))  # out is this call's own tensor
+        gate = F.silu(self.output_gate(x).float(), inplace=True)
+        out = out.mul_(gate) if out.dtype == gate.dtype else out * gate
         return self.proj(out.to(x.dtype))

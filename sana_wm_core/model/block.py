@@ -41,17 +41,19 @@ class SanaWMBlock(nn.Module):
         mod = self.scale_shift_table.to(x.device, x.dtype)[None, None] + t0  # (B, F, 6, C)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (m.unsqueeze(2) for m in mod.unbind(2))
 
-        a = F.layer_norm(x, (C,), eps=1e-6).view(B, f, -1, C) * (1 + scale_msa) + shift_msa
+        # modulation and gated residuals as single addcmul passes (ln * (1 + scale) + shift, x + gate * y): on a
+        # CPU these token-wide elementwise passes are a sizeable share of a block next to its GEMMs
+        a = torch.addcmul(shift_msa, F.layer_norm(x, (C,), eps=1e-6).view(B, f, -1, C), 1 + scale_msa)
         new = {} if output_state else None
         attn = self.attn(a.view(B, N, C), ctx, state, new)
-        x = x + (gate_msa * attn.view(B, f, -1, C)).view(B, N, C)
+        x = torch.addcmul(x.view(B, f, -1, C), gate_msa, attn.view(B, f, -1, C)).view(B, N, C)
         if plucker_emb is not None and self.plucker_proj is not None:
-            x = x + self.plucker_proj(plucker_emb)
-        x = x + self.cross_attn(x, y, mask)
-        m = F.layer_norm(x, (C,), eps=1e-6).view(B, f, -1, C) * (1 + scale_mlp) + shift_mlp
+            x += self.plucker_proj(plucker_emb)  # x is this block's own tensor from here on
+        x += self.cross_attn(x, y, mask)
+        m = torch.addcmul(shift_mlp, F.layer_norm(x, (C,), eps=1e-6).view(B, f, -1, C), 1 + scale_mlp)
         out = self.mlp(m.view(B, N, C), ctx.fhw, ctx.chunk_id,
                        initial_state=None if state is None else state.ffn, output_final_state=output_state)
         if output_state:
             out, new["ffn"] = out
-        x = x + (gate_mlp * out.view(B, f, -1, C)).view(B, N, C)
+        x = torch.addcmul(x.view(B, f, -1, C), gate_mlp, out.view(B, f, -1, C)).view(B, N, C)
         return (x, BlockState(**new)) if output_state else x

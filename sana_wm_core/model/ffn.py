@@ -82,7 +82,10 @@ class GLUMBConvTemp(nn.Module):
                      padding=dw.weight.shape[-1] // 2, groups=ch)
         u = u.permute(0, 2, 3, 1)
         val, gate = u[..., : self.ffn_hidden], u[..., self.ffn_hidden:]
-        return self.point_conv.conv((val * F.silu(gate)).reshape(B, f, S, -1))
+        # GLU in place in the conv output (no two more ffn_hidden-wide temporaries); the strided `val` view
+        # goes to the matmul as is (row stride 2*ffn_hidden)
+        val.mul_(F.silu(gate, inplace=True))
+        return self.point_conv.conv(val.reshape(B, f, S, -1))
 
     def _temporal(self, p: torch.Tensor, f: int, chunk_id: Optional[Sequence[int]],
                   past: Optional[torch.Tensor] = None) -> torch.Tensor:

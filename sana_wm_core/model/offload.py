@@ -13,6 +13,8 @@ import torch.nn as nn
 
 from ..runtime.offload import BlockOffloader, move_materialised
 
+DEFAULT_BLOCKS_RESIDENT = 4  # offload="block": blocks kept on the device (the rest stream from pinned CPU memory)
+
 
 def enable_block_offload(model: nn.Module, device: Union[str, torch.device],
                          blocks_resident: int = 0) -> BlockOffloader:
