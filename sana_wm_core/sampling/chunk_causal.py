@@ -1,0 +1,132 @@
+"""`chunk_flow_euler`: the chunk-causal teacher's sampler (NVlabs' `ChunkFlowEuler`, docs/autoregressive_spec.md §2).
+
+Chunks start on a staggered schedule (`chunk_schedule`). Each global step runs the model once on the
+prefix of active chunks with per-frame timesteps (frame 0 and finished chunks at 0), the camera tensors cut
+to that prefix and CFG batched [uncond, cond] as in Stage 1; then every denoising frame takes the per-token
+Euler step of diffusers' scheduler (sigma = t/1000, next = the largest schedule sigma strictly below).
+Frame 0 and finished chunks are never written again, so they stay bit-identical as clean context.
+Noise is drawn exactly as the bidirectional sampler draws it (`initial_noise`).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from .chunk_schedule import ChunkSchedule, chunk_schedule
+from .conditioning import Stage1Conditioning
+from .release import DEFAULT_FLOW_SHIFT, Stage1Model
+from .schedule import next_sigma_below
+from .stage1 import (InterruptCheck, SamplingInterrupted, StepCallback, _velocity, initial_noise,
+                     model_dtype_device)
+
+CHUNK_SAMPLER = "chunk_flow_euler"
+
+
+def chunk_config(transformer: Any) -> tuple[Optional[int], str]:
+    """(chunk_size, split strategy) of a Stage-1 DiT; chunk_size None = the bidirectional variant."""
+    cfg = getattr(transformer, "config", None)
+    return getattr(cfg, "chunk_size", None), getattr(cfg, "chunk_split_strategy", "first_chunk_plus_one")
+
+
+def is_chunk_causal(transformer: Any) -> bool:
+    """True when the DiT was built as the chunk-causal variant (its config has a chunk_size)."""
+    return chunk_config(transformer)[0] is not None
+
+
+def plan_chunk_causal(transformer: Any, cond: Stage1Conditioning, *, steps: int, guidance_scale: float,
+                      flow_shift: float, chunk_interval_k: Optional[float]) -> tuple[ChunkSchedule, bool]:
+    """Check every input (ValueError naming it and the fix) and return (schedule, CFG on); no model call."""
+    chunk_size, strategy = chunk_config(transformer)
+    if chunk_size is None:
+        raise ValueError("sampler chunk_flow_euler needs the chunk-causal model, but this Stage-1 DiT is "
+                         "bidirectional: load Efficient-Large-Model/SANA-WM_chunk_causal in the model loader, "
+                         "or pick sampler flow_euler_ltx for this model")
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if not (guidance_scale == guidance_scale) or guidance_scale < 0:
+        raise ValueError(f"guidance_scale (cfg) must be a number >= 0, got {guidance_scale}")
+    cond.validate()
+    do_cfg = guidance_scale > 1.0
+    if do_cfg and cond.negative_embeds is None:
+        raise ValueError("cfg > 1 needs a negative prompt embedding; encode one or set cfg to 1.0")
+    sched = chunk_schedule(cond.latent_frames, chunk_size, steps, flow_shift, strategy=strategy,
+                           interval_k=chunk_interval_k)
+    return sched, do_cfg
+
+
+def _frame_dt(sched: ChunkSchedule, t_frames: torch.Tensor) -> torch.Tensor:
+    """Per-frame sigma - next sigma (diffusers' per-token rule); 0 for frames at t = 0."""
+    sigmas = sched.flow.sigmas
+    out = torch.zeros_like(t_frames)
+    for f, t in enumerate(t_frames):
+        if float(t) > 0:
+            sigma = t / 1000
+            out[f] = sigma - next_sigma_below(sigmas, sigma)
+    return out
+
+
+@torch.no_grad()
+def sample_chunk_causal(transformer: Any, cond: Stage1Conditioning, *, steps: int = 60,
+                        guidance_scale: float = 5.0, seed: int = 42, flow_shift: Optional[float] = None,
+                        chunk_interval_k: Optional[float] = None, callback: Optional[StepCallback] = None,
+                        interrupt: Optional[InterruptCheck] = None, dtype: Optional[torch.dtype] = None,
+                        device: Optional[torch.device | str] = None) -> torch.Tensor:
+    """Denoise the Stage-1 latent chunk by chunk; returns (1,C,L,h,w) in the model dtype on the model device.
+
+    transformer: the chunk-causal DiT, or a `Stage1Model` holding it (its release flow shift is then the
+    default). flow_shift None = the release config's value. chunk_interval_k None = 1/num_chunks.
+    callback(step, total_global_steps, latents) runs after every global step with the whole latent.
+    """
+    if isinstance(transformer, Stage1Model):
+        flow_shift = transformer.flow_shift if flow_shift is None else flow_shift
+        transformer = transformer.transformer
+    shift = DEFAULT_FLOW_SHIFT if flow_shift is None else float(flow_shift)
+    sched, do_cfg = plan_chunk_causal(transformer, cond, steps=steps, guidance_scale=guidance_scale,
+                                      flow_shift=shift, chunk_interval_k=chunk_interval_k)
+    m_dtype, m_device = model_dtype_device(transformer) if isinstance(transformer, torch.nn.Module) else (
+        torch.float32, torch.device("cpu"))
+    dtype = dtype or m_dtype
+    device = torch.device(device) if device is not None else m_device
+
+    latents = initial_noise(cond.latent_shape, seed, dtype).to(device)
+    latents[:, :, :1] = cond.image_latent.to(device=device, dtype=dtype)
+    if do_cfg:
+        embeds = torch.cat([cond.negative_embeds, cond.prompt_embeds], 0)
+        masks = torch.cat([cond.negative_mask, cond.prompt_mask], 0)
+    else:
+        embeds, masks = cond.prompt_embeds, cond.prompt_mask
+    batch = embeds.shape[0]
+    embeds, masks = embeds.to(device=device, dtype=dtype), masks.to(device)
+    raymap = cond.raymap.to(device=device, dtype=dtype).unsqueeze(0).expand(batch, -1, -1)
+    plucker = cond.chunk_plucker.to(device=device, dtype=dtype).unsqueeze(0).expand(batch, -1, -1, -1, -1)
+
+    def stop_check() -> None:
+        if interrupt is not None and interrupt():
+            raise SamplingInterrupted("sampling interrupted")
+
+    for g in range(sched.total_steps):
+        end = sched.active_end(g)
+        if end == 0:
+            continue
+        stop_check()
+        t_frames = sched.frame_timesteps(g)
+        tstep = t_frames.view(1, 1, end).expand(batch, 1, end).to(device).clone()
+        x = latents[:, :, :end]
+        x_in = torch.cat([x, x], 0) if do_cfg else x
+        v = _velocity(transformer(x_in, tstep, embeds, encoder_attention_mask=masks,
+                                  camera_conditions=raymap[:, :end], chunk_plucker=plucker[:, :, :end]))
+        v = v.to(latents.device)
+        stop_check()
+        if do_cfg:
+            v_uncond, v_cond = v.chunk(2)
+            v = v_uncond + guidance_scale * (v_cond - v_uncond)
+        for i in sched.denoising(g):
+            s, e = sched.chunks[i]
+            s = max(s, 1)                                # frame 0 is the image: never stepped
+            dt = _frame_dt(sched, t_frames[s:e]).to(device).view(1, 1, e - s, 1, 1)
+            new = latents[:, :, s:e].to(torch.float32) + dt * (-v[:, :, s:e].to(torch.float32))
+            latents[:, :, s:e] = new.to(dtype)
+        if callback is not None:
+            callback(g, sched.total_steps, latents)
+    return latents
