@@ -15,12 +15,13 @@ import torch
 
 from .chunk_schedule import ChunkSchedule, chunk_schedule
 from .conditioning import Stage1Conditioning
-from .release import DEFAULT_FLOW_SHIFT, Stage1Model
+from .release import CHUNK_SAMPLER, DEFAULT_FLOW_SHIFT, Stage1Model
 from .schedule import next_sigma_below
 from .stage1 import (InterruptCheck, SamplingInterrupted, StepCallback, _velocity, initial_noise,
                      model_dtype_device)
 
-CHUNK_SAMPLER = "chunk_flow_euler"
+__all__ = ["CHUNK_SAMPLER", "chunk_config", "is_chunk_causal", "check_sampler_for_model", "plan_chunk_causal",
+           "sample_chunk_causal"]
 
 
 def chunk_config(transformer: Any) -> tuple[Optional[int], str]:
@@ -34,14 +35,23 @@ def is_chunk_causal(transformer: Any) -> bool:
     return chunk_config(transformer)[0] is not None
 
 
+def check_sampler_for_model(transformer: Any, sampler: str) -> None:
+    """ValueError naming the fix when the sampler does not fit the variant (chunk-causal vs bidirectional)."""
+    if is_chunk_causal(transformer) and sampler != CHUNK_SAMPLER:
+        raise ValueError(f"this Stage-1 DiT is the chunk-causal variant (SANA-WM_chunk_causal), which runs only "
+                         f"with sampler {CHUNK_SAMPLER}; set sampler to {CHUNK_SAMPLER} (got {sampler!r}), or load "
+                         "SANA-WM_bidirectional for the other samplers")
+    if not is_chunk_causal(transformer) and sampler == CHUNK_SAMPLER:
+        raise ValueError(f"sampler {CHUNK_SAMPLER} needs the chunk-causal model, but this Stage-1 DiT is "
+                         "bidirectional: load Efficient-Large-Model/SANA-WM_chunk_causal in the model loader, "
+                         "or pick sampler flow_euler_ltx for this model")
+
+
 def plan_chunk_causal(transformer: Any, cond: Stage1Conditioning, *, steps: int, guidance_scale: float,
                       flow_shift: float, chunk_interval_k: Optional[float]) -> tuple[ChunkSchedule, bool]:
     """Check every input (ValueError naming it and the fix) and return (schedule, CFG on); no model call."""
+    check_sampler_for_model(transformer, CHUNK_SAMPLER)
     chunk_size, strategy = chunk_config(transformer)
-    if chunk_size is None:
-        raise ValueError("sampler chunk_flow_euler needs the chunk-causal model, but this Stage-1 DiT is "
-                         "bidirectional: load Efficient-Large-Model/SANA-WM_chunk_causal in the model loader, "
-                         "or pick sampler flow_euler_ltx for this model")
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if not (guidance_scale == guidance_scale) or guidance_scale < 0:
