@@ -20,6 +20,14 @@ def causal():
 
 
 @pytest.fixture(scope="module")
+def causal_gdn():
+    """GDN blocks only: in fp32 the release's softmax runs in bf16 (a reference quirk), so the cached path is
+    checked to 1e-6 in fp32 on this model and on the hybrid one in fp64 (test_cache_equals_recompute)."""
+    model, _ = make_pair(21, softmax_every_n=0, chunk_size=3)
+    return model
+
+
+@pytest.fixture(scope="module")
 def bidirectional():
     return make_pair(21, softmax_every_n=2)[0]
 
@@ -101,19 +109,46 @@ def spec_loop(model, cond: Stage1Conditioning, steps: int, cfg: float, seed: int
     return torch.cat(buffers, 2), total
 
 
-@pytest.mark.parametrize("L,interval_k", [(10, None), (10, 0.5), (12, None), (12, 0.3)])
-def test_equals_the_spec_loop(causal, L, interval_k):
+@pytest.mark.parametrize("L,interval_k,use_cache,model", [(10, None, False, "causal"), (12, 0.3, False, "causal"),
+                                                          (10, 0.5, True, "causal_gdn"), (12, None, True, "causal_gdn")])
+def test_equals_the_spec_loop(request, L, interval_k, use_cache, model):
+    model = request.getfixturevalue(model)
     cond = make_cond(L, seed=L)
-    ref, total = spec_loop(causal, cond, steps=4, cfg=4.0, seed=7, interval_k=interval_k)
+    ref, total = spec_loop(model, cond, steps=4, cfg=4.0, seed=7, interval_k=interval_k)
     seen = []
-    ours = sample_chunk_causal(causal, cond, steps=4, guidance_scale=4.0, seed=7, flow_shift=SHIFT,
-                               chunk_interval_k=interval_k, callback=lambda i, n, x: seen.append((i, n)))
+    ours = sample_chunk_causal(model, cond, steps=4, guidance_scale=4.0, seed=7, flow_shift=SHIFT,
+                               chunk_interval_k=interval_k, use_cache=use_cache,
+                               callback=lambda i, n, x: seen.append((i, n)))
     assert ours.shape == ref.shape == (1, C_LAT, L, H, W)
     diff = float((ours - ref).abs().max())
-    print(f"L={L} k={interval_k}: {total} global steps, max |ours - spec| = {diff:.2e}")
+    print(f"L={L} k={interval_k} cache={use_cache}: {total} global steps, max |ours - spec| = {diff:.2e}")
     assert diff <= 1e-6 * max(1.0, float(ref.abs().max()))
     assert torch.equal(ours[:, :, :1], cond.image_latent)
     assert seen == [(g, total) for g in range(total)]
+
+
+def _double(cond: Stage1Conditioning) -> Stage1Conditioning:
+    for name in ("prompt_embeds", "negative_embeds", "image_latent", "raymap", "chunk_plucker"):
+        setattr(cond, name, getattr(cond, name).double())
+    return cond
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-8), (torch.float32, 1e-4)])
+def test_cache_equals_recompute(causal, dtype, tol):
+    """Finished chunks cached once vs the whole prefix every step, on the hybrid model (fp64: exact up to the
+    fp32 GDN scan; fp32: the bf16 softmax of the release turns 1e-7 differences into bf16 ulps)."""
+    import copy
+
+    model = copy.deepcopy(causal).to(dtype)
+    cond = make_cond(12, seed=4)
+    cond = _double(cond) if dtype == torch.float64 else cond
+    kw = dict(steps=4, guidance_scale=4.0, seed=2, flow_shift=SHIFT, chunk_interval_k=0.5)
+    a = sample_chunk_causal(model, cond, use_cache=False, **kw)
+    b = sample_chunk_causal(model, cond, use_cache=True, **kw)
+    rel = float((a - b).abs().max() / a.abs().max())
+    print(f"{dtype}: cached vs recompute relative difference {rel:.2e}")
+    assert a.dtype == dtype and rel <= tol
+    assert torch.equal(a[:, :, :1], b[:, :, :1])
 
 
 def test_schedule_is_the_worked_example():
@@ -204,7 +239,11 @@ def test_progress_and_interrupt_within_one_step(causal):
                                 interrupt=lambda: len(calls) >= 2)
         assert len(calls) == 2                                  # stopped right after the second model call
         calls.clear()
-        sample_chunk_causal(causal, cond, steps=4, guidance_scale=1.0, flow_shift=SHIFT)
+        sample_chunk_causal(causal, cond, steps=4, guidance_scale=1.0, flow_shift=SHIFT, use_cache=False)
         assert calls == [4, 7, 10, 10, 10, 10]                  # one call per global step, over the active prefix
+        calls.clear()
+        sample_chunk_causal(causal, cond, steps=4, guidance_scale=1.0, flow_shift=SHIFT)
+        # cached: chunk A [0,4) is saved once at step 4, then only [4,10) runs; B [4,7) at step 5, then [7,10)
+        assert calls == [4, 7, 10, 10, 4, 6, 3, 3]
     finally:
         handle.remove()

@@ -80,13 +80,17 @@ def _frame_dt(sched: ChunkSchedule, t_frames: torch.Tensor) -> torch.Tensor:
 def sample_chunk_causal(transformer: Any, cond: Stage1Conditioning, *, steps: int = 60,
                         guidance_scale: float = 5.0, seed: int = 42, flow_shift: Optional[float] = None,
                         chunk_interval_k: Optional[float] = None, callback: Optional[StepCallback] = None,
-                        interrupt: Optional[InterruptCheck] = None, dtype: Optional[torch.dtype] = None,
+                        interrupt: Optional[InterruptCheck] = None, use_cache: bool = True,
+                        dtype: Optional[torch.dtype] = None,
                         device: Optional[torch.device | str] = None) -> torch.Tensor:
     """Denoise the Stage-1 latent chunk by chunk; returns (1,C,L,h,w) in the model dtype on the model device.
 
     transformer: the chunk-causal DiT, or a `Stage1Model` holding it (its release flow shift is then the
     default). flow_shift None = the release config's value. chunk_interval_k None = 1/num_chunks.
     callback(step, total_global_steps, latents) runs after every global step with the whole latent.
+    use_cache: finished chunks never change, so their per-layer state is computed once (one forward at t=0,
+    as they would be seen in every later step) and each step runs only the unfinished window on top of it;
+    False recomputes the whole active prefix every step, as the reference does (same result).
     """
     if isinstance(transformer, Stage1Model):
         flow_shift = transformer.flow_shift if flow_shift is None else flow_shift
@@ -110,32 +114,44 @@ def sample_chunk_causal(transformer: Any, cond: Stage1Conditioning, *, steps: in
     embeds, masks = embeds.to(device=device, dtype=dtype), masks.to(device)
     raymap = cond.raymap.to(device=device, dtype=dtype).unsqueeze(0).expand(batch, -1, -1)
     plucker = cond.chunk_plucker.to(device=device, dtype=dtype).unsqueeze(0).expand(batch, -1, -1, -1, -1)
+    starts = tuple(s for s, _ in sched.chunks)
 
     def stop_check() -> None:
         if interrupt is not None and interrupt():
             raise SamplingInterrupted("sampling interrupted")
 
+    def run(s: int, e: int, t_frames: torch.Tensor, state, save: bool):
+        """The model over frames [s, e) on top of `state` (the frames before s)."""
+        x = latents[:, :, s:e]
+        tstep = t_frames.view(1, 1, e - s).expand(batch, 1, e - s).to(device).clone()
+        stop_check()
+        out = transformer(torch.cat([x, x], 0) if do_cfg else x, tstep, embeds, encoder_attention_mask=masks,
+                          camera_conditions=raymap[:, s:e], chunk_plucker=plucker[:, :, s:e], cache=state,
+                          output_cache=save, chunk_starts=starts)
+        stop_check()
+        return out
+
+    state, cached = None, 0                       # DiTCache of frames [0, cached)
     for g in range(sched.total_steps):
         end = sched.active_end(g)
-        if end == 0:
+        denoising = sched.denoising(g)
+        if end == 0 or not denoising:
             continue
-        stop_check()
-        t_frames = sched.frame_timesteps(g)
-        tstep = t_frames.view(1, 1, end).expand(batch, 1, end).to(device).clone()
-        x = latents[:, :, :end]
-        x_in = torch.cat([x, x], 0) if do_cfg else x
-        v = _velocity(transformer(x_in, tstep, embeds, encoder_attention_mask=masks,
-                                  camera_conditions=raymap[:, :end], chunk_plucker=plucker[:, :, :end]))
-        v = v.to(latents.device)
-        stop_check()
+        t_all = sched.frame_timesteps(g)
+        context = sched.chunks[denoising[0]][0]     # chunks before the first denoising one are final
+        if use_cache and context > cached:          # the save pass: newly finished chunks at t = 0
+            _, state = run(cached, context, t_all[cached:context], state, save=True)
+            cached = context
+        s0 = cached if use_cache else 0
+        v = _velocity(run(s0, end, t_all[s0:end], state if s0 else None, save=False)).to(latents.device)
         if do_cfg:
             v_uncond, v_cond = v.chunk(2)
             v = v_uncond + guidance_scale * (v_cond - v_uncond)
-        for i in sched.denoising(g):
+        for i in denoising:
             s, e = sched.chunks[i]
             s = max(s, 1)                                # frame 0 is the image: never stepped
-            dt = _frame_dt(sched, t_frames[s:e]).to(device).view(1, 1, e - s, 1, 1)
-            new = latents[:, :, s:e].to(torch.float32) + dt * (-v[:, :, s:e].to(torch.float32))
+            dt = _frame_dt(sched, t_all[s:e]).to(device).view(1, 1, e - s, 1, 1)
+            new = latents[:, :, s:e].to(torch.float32) + dt * (-v[:, :, s - s0:e - s0].to(torch.float32))
             latents[:, :, s:e] = new.to(dtype)
         if callback is not None:
             callback(g, sched.total_steps, latents)
