@@ -109,8 +109,8 @@ def spec_loop(model, cond: Stage1Conditioning, steps: int, cfg: float, seed: int
     return torch.cat(buffers, 2), total
 
 
-@pytest.mark.parametrize("L,interval_k,use_cache,model", [(10, None, False, "causal"), (12, 0.3, False, "causal"),
-                                                          (10, 0.5, True, "causal_gdn"), (12, None, True, "causal_gdn")])
+@pytest.mark.parametrize("L,interval_k,use_cache,model", [
+    (10, None, False, "causal"), (12, 0.3, False, "causal"), (10, 0.5, True, "causal_gdn"), (12, None, True, "causal_gdn")])
 def test_equals_the_spec_loop(request, L, interval_k, use_cache, model):
     model = request.getfixturevalue(model)
     cond = make_cond(L, seed=L)
