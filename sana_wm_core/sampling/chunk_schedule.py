@@ -87,8 +87,8 @@ def chunk_bounds(num_frames: int, chunk_size: int, strategy: str = "first_chunk_
 
 
 def first_chunk_frames(chunk_size: int, strategy: str = "first_chunk_plus_one") -> int:
-    """Latent frames the first chunk holds (the image frame plus `chunk_size` for first_chunk_plus_one)."""
-    return chunk_size + 1 if strategy == "first_chunk_plus_one" else chunk_size
+    """Latent frames of a full first chunk (the image frame joins chunk 0 under first_chunk_plus_one)."""
+    return chunk_starts(2 * chunk_size + 2, chunk_size, strategy)[1]   # the second start of a long clip
 
 
 def chunk_schedule(num_frames: int, chunk_size: int, steps: int, flow_shift: float, *,
