@@ -6,9 +6,9 @@ import pytest
 import torch
 import yaml
 
-from sana_wm_core.model import load_transformer
-from sana_wm_core.sampling import is_chunk_causal, read_release
-from sana_wm_core.weights import tiny_config as C
+from sana_wm_core.model import load_transformer, read_release
+from sana_wm_core.sampling import is_chunk_causal
+from sana_wm_core.testing import tiny_config as C
 
 
 def test_the_release_folder_says_chunk_causal(tiny_models):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sana_wm_core.sampling import chunk_schedule
-from sana_wm_core.weights import tiny_config as C
+from sana_wm_core.testing import tiny_config as C
 from stage1_graph import MODEL_LOADER, SAMPLER, stage1_graph, upload_first_frame, with_preview
 
 pytestmark = pytest.mark.server

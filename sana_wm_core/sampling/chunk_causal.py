@@ -18,9 +18,9 @@ from typing import Any, Optional
 
 import torch
 
+from ..model.release import CHUNK_SAMPLER, DEFAULT_FLOW_SHIFT, DEFAULT_SAMPLER, Stage1Model
 from .chunk_schedule import ChunkSchedule, chunk_schedule
 from .conditioning import Stage1Conditioning
-from .release import CHUNK_SAMPLER, DEFAULT_FLOW_SHIFT, DEFAULT_SAMPLER, Stage1Model
 from .steps import (InterruptCheck, SamplingRun, StepCallback, euler_per_token, guidance_inputs, guided_velocity,
                     initial_latents)
 
