@@ -20,6 +20,7 @@ from ..sana_wm_core.model import Stage1Model, read_release
 from ..sana_wm_core.text import GemmaPromptEncoder
 from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
 from ..sana_wm_core.weights import check_model_reference, locate_repo
+from ..sana_wm_core.weights.known import CHUNK_CAUSAL_REPO
 from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
@@ -106,11 +107,16 @@ class ComfyStage1Model(Stage1Model):
     patcher: Any = None
 
 
-_STAGE1_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_bidirectional-diffusers": DIFFUSERS}
+_STAGE1_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_bidirectional-diffusers": DIFFUSERS,
+                 "SANA-WM_chunk_causal": CHUNK_CAUSAL_REPO}
 
 
 class SanaWMModelLoader:
-    DESCRIPTION = "Loads SANA-WM's Stage-1 DiT (native implementation) and the release's sampler settings."
+    DESCRIPTION = ("Loads SANA-WM's Stage-1 DiT (native implementation) and the release's sampler settings. "
+                   "SANA-WM_bidirectional is the main model. SANA-WM_chunk_causal is the autoregressive teacher "
+                   "(no frame depends on a later chunk; sample it with chunk_flow_euler): NVIDIA releases it as "
+                   "a research checkpoint that may show artifacts. It ships only the DiT and config.yaml; the "
+                   "VAE and refiner come from SANA-WM_bidirectional.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("SANAWM_MODEL",)
     RETURN_NAMES = ("model",)
@@ -120,9 +126,11 @@ class SanaWMModelLoader:
     def INPUT_TYPES(cls):
         local = _subfolders("sana_wm", _has_stage1)
         return {"required": {
-            "model": (_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL, DIFFUSERS]), {"tooltip": (
+            "model": (_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL, DIFFUSERS, "SANA-WM_chunk_causal",
+                                       CHUNK_CAUSAL_REPO]), {"tooltip": (
                 "A folder under models/sana_wm (original layout with dit/ + config.yaml, or the diffusers "
-                "layout), or a Hugging Face repo id that is downloaded there on first use.")}),
+                "layout), or a Hugging Face repo id that is downloaded there on first use. SANA-WM_chunk_causal "
+                "is the chunk-causal research checkpoint (sampler chunk_flow_euler).")}),
             "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip": DTYPE_TOOLTIP}),
             "offload": (["none", "block"], {"default": "none", "tooltip": (
                 "none: ComfyUI's model management places the whole DiT on the GPU (partially when it does not "
@@ -159,12 +167,13 @@ class SanaWMModelLoader:
             initial = torch.device("cpu")
         else:   # sized at the compute dtype: an upper bound for fp8 storage
             initial = mm.unet_inital_load_device(_checkpoint_params(info.dit_path), compute)
-        dit = load_transformer(info.dit_path, dtype=compute, device=initial, weight_format=precision.weight_format)
+        dit = load_transformer(info.dit_path, dtype=compute, device=initial, weight_format=precision.weight_format,
+                               overrides=info.model_overrides)
         dit.device = initial
         patcher = wrap_for_comfy(dit, device, mm.unet_offload_device(),
                                  blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None)
         return (ComfyStage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
-                                 patcher=patcher),)
+                                 sampler=info.sampler, patcher=patcher),)
 
 
 class SanaWMTextEncoderLoader:

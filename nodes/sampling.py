@@ -6,7 +6,8 @@ the engine through the one host adapter (`nodes/host.py`): progress per step, ca
 from __future__ import annotations
 
 from ..sana_wm_core.model import Stage1Model
-from ..sana_wm_core.sampling import SAMPLERS, build_stage1_conditioning, plan_stage1, run_stage1, stage1_latent
+from ..sana_wm_core.sampling import (CHUNK_SAMPLER, SAMPLERS, build_stage1_conditioning, check_sampler_for_model,
+                                     plan_chunk_causal, plan_stage1, run_stage1, stage1_latent)
 from .comfy_model import load_for_sampling, wrap_for_comfy
 from .host import ComfyHost
 
@@ -57,7 +58,9 @@ class SanaWMImageToVideo:
 
 class SanaWMSampler:
     DESCRIPTION = ("Stage-1 denoising: flow-matching Euler with the first latent frame pinned to the image "
-                   "(flow_euler_ltx, the reference default), classifier-free guidance batched as [uncond, cond].")
+                   "(flow_euler_ltx, the reference default), classifier-free guidance batched as [uncond, cond]. "
+                   "The chunk-causal model runs chunk_flow_euler: chunks start on a staggered schedule, progress "
+                   "counts global steps and the preview shows the finished frames.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("SANAWM_LATENT",)
     RETURN_NAMES = ("latent",)
@@ -75,14 +78,18 @@ class SanaWMSampler:
                 "Classifier-free guidance scale (reference: 5.0); 1.0 or less runs without guidance (2x faster).")}),
             "sampler": (list(SAMPLERS), {"default": "flow_euler_ltx", "tooltip": (
                 "flow_euler_ltx keeps the first frame fixed to the image (reference default); flow_euler "
-                "denoises every frame, the first included.")}),
+                "denoises every frame, the first included. chunk_flow_euler is the chunk-causal model's "
+                "sampler (SANA-WM_chunk_causal only; the other two need the bidirectional model).")}),
         }, "optional": {
             "flow_shift": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.05, "tooltip": (
                 "Schedule shift. 0 = the release config's value (inference_flow_shift 9.8); the run script "
                 "uses 8.0.")}),
+            "chunk_interval_k": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.005, "tooltip": (
+                "chunk_flow_euler only: the fraction of the steps between two chunks' starts. 0 = 1/number of "
+                "chunks (the reference); 1 = each chunk starts when the previous one is done.")}),
         }}
 
-    def sample(self, model, conditioning, seed, steps, cfg, sampler, flow_shift=0.0):
+    def sample(self, model, conditioning, seed, steps, cfg, sampler, flow_shift=0.0, chunk_interval_k=0.0):
         """ComfyUI's model management places the DiT first (`load_models_gpu` with the DiT's activation
         estimate; a no-op move on a --cpu server) and keeps it loaded afterwards: ComfyUI frees it when another
         model needs the memory or on POST /free. Cancel is checked before every DiT block and every step."""
@@ -92,8 +99,14 @@ class SanaWMSampler:
         patcher = getattr(model, "patcher", None)
         if patcher is None:                      # a Stage1Model built outside the loader
             patcher = wrap_for_comfy(model.transformer)
+        check_sampler_for_model(model.transformer, sampler)          # bad inputs fail before loading
+        options = {}
+        if sampler == CHUNK_SAMPLER:
+            k = float(chunk_interval_k or 0.0)
+            options["chunk_interval_k"] = k if k > 0 else None       # 0 = the reference's 1/num_chunks
+            plan_chunk_causal(model.transformer, conditioning, steps=steps, flow_shift=shift, **options)
         plan = plan_stage1(conditioning, steps=steps, guidance_scale=cfg, seed=seed, flow_shift=shift,
-                           sampler=sampler)                  # bad inputs fail before loading
+                           sampler=sampler, **options)
         conditioning.check_prefix(tuple(model.chi_prompt))
         dit = load_for_sampling(patcher, plan.latent_shape, plan.batch)
         return (stage1_latent(conditioning, run_stage1(dit, conditioning, plan, host=ComfyHost()), plan),)

@@ -15,7 +15,8 @@ from workflows.definitions import ASSETS, WORKFLOWS, tiny_overrides
 pytestmark = pytest.mark.server
 WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "workflows"
 FRAMES, STEPS = 17, 2
-REFINED = {"sana_wm_actions": True, "sana_wm_camera_file": True, "sana_wm_fast_preview": False}
+REFINED = {"sana_wm_actions": True, "sana_wm_camera_file": True, "sana_wm_fast_preview": False,
+           "sana_wm_chunk_causal": True}
 
 
 @pytest.fixture(scope="module")

@@ -84,10 +84,20 @@ def fast_preview_workflow() -> dict:
     return actions_workflow(refine=False, num_frames=161, prefix="SANA-WM/fast_preview")
 
 
+def chunk_causal_workflow() -> dict:
+    """The chunk-causal research checkpoint (SANA-WM_chunk_causal, sampler chunk_flow_euler) + the bidirectional
+    refiner and VAE, on the actions graph: no frame depends on a later chunk."""
+    wf = actions_workflow(refine=True, prefix="SANA-WM/chunk_causal")
+    wf["10"]["inputs"]["model"] = "SANA-WM_chunk_causal"
+    wf["21"]["inputs"].update(sampler="chunk_flow_euler", chunk_interval_k=0.0)
+    return wf
+
+
 WORKFLOWS = {
     "sana_wm_actions": actions_workflow,
     "sana_wm_camera_file": camera_file_workflow,
     "sana_wm_fast_preview": fast_preview_workflow,
+    "sana_wm_chunk_causal": chunk_causal_workflow,
 }
 DEFAULT = "sana_wm_actions"
 ASSETS = (EXAMPLE_IMAGE, EXAMPLE_CAMERA, EXAMPLE_INTRINSICS)

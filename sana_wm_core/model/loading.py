@@ -114,14 +114,17 @@ def _fp8_eligible(model: nn.Module, key: str) -> bool:
 
 def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, Any]],
                      config: Union[None, SanaWMConfig, dict] = None, *, dtype: Union[None, str, torch.dtype] = None,
-                     device: Union[str, torch.device] = "cpu", weight_format: str = "default") -> SanaWMTransformer:
+                     device: Union[str, torch.device] = "cpu", weight_format: str = "default",
+                     overrides: Optional[Mapping[str, Any]] = None) -> SanaWMTransformer:
     """Build the Stage-1 DiT from a checkpoint in either key layout.
 
     config: a SanaWMConfig, a diffusers-style dict, or None (read config.json when the folder has one,
     otherwise infer everything from the tensor shapes). dtype: fp32 / bf16 / fp16 (the compute dtype; None
     keeps the checkpoint's) or fp8 (= bf16 with weight_format fp8_e4m3fn). weight_format "fp8_e4m3fn" stores
     the block matmul weights in e4m3 with a per-row scale (sana_wm_core/runtime/fp8.py), upcast per layer.
-    A checkpoint that does not fit raises ValueError listing missing/unexpected keys.
+    overrides: config fields no tensor shape shows, set on top of the config (the chunk-causal release's
+    `chunk_size` / `chunk_split_strategy` from its config.yaml). A checkpoint that does not fit raises
+    ValueError listing missing/unexpected keys.
     """
     if weight_format not in WEIGHT_FORMATS:
         raise ValueError(f"weight_format {weight_format!r} is not one of {', '.join(WEIGHT_FORMATS)}")
@@ -135,6 +138,8 @@ def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, An
         cfg = SanaWMConfig.from_diffusers(config)
     else:
         cfg = config
+    if overrides:
+        cfg = SanaWMConfig(**{**cfg.to_dict(), **dict(overrides)})
     target = parse_dtype(dtype)
     fp8 = weight_format == "fp8_e4m3fn" or (target is not None and target == FP8_DTYPE)
     if fp8 and (target is None or target == FP8_DTYPE):

@@ -3,8 +3,10 @@
 Two layouts exist. The original (`SANA-WM_bidirectional/`) holds `dit/*.safetensors` and a `config.yaml`
 whose `scheduler.inference_flow_shift` (else `flow_shift`) is the default flow shift and whose
 `text_encoder.chi_prompt` is the prompt prefix. The diffusers layout (`...-diffusers/`) holds
-`transformer/` and `scheduler/scheduler_config.json` (its `shift`). `Stage1Model` is the value behind
-ComfyUI's `SANAWM_MODEL`: the DiT plus these settings.
+`transformer/` and `scheduler/scheduler_config.json` (its `shift`). The chunk-causal release
+(`SANA-WM_chunk_causal/`) has the original layout with `model.chunk_size`, `model.chunk_split_strategy` and
+`scheduler.vis_sampler: chunk_flow_euler` in its config. `Stage1Model` is the value behind ComfyUI's
+`SANAWM_MODEL`: the DiT plus these settings.
 """
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ from typing import Any
 from ..text.chi_prompt import chi_from_config
 
 DEFAULT_FLOW_SHIFT = 9.8   # the release config's inference_flow_shift
+# The bidirectional release runs flow-Euler (its config's vis_sampler flow_dpm-solver is a training-time
+# preview); the chunk-causal release runs its own staggered sampler.
+DEFAULT_SAMPLER = "flow_euler_ltx"
+CHUNK_SAMPLER = "chunk_flow_euler"
 
 
 @dataclass
@@ -27,6 +33,16 @@ class ReleaseInfo:
     dit_path: Path                    # a .safetensors file or the diffusers transformer/ folder
     flow_shift: float
     chi_prompt: tuple[str, ...]
+    chunk_size: int | None = None             # set = the chunk-causal variant
+    chunk_split_strategy: str = "first_chunk_plus_one"
+    sampler: str = DEFAULT_SAMPLER            # the release's sampler
+
+    @property
+    def model_overrides(self) -> dict:
+        """Config fields the checkpoint's shapes cannot tell (`load_transformer(..., overrides=...)`)."""
+        if self.chunk_size is None:
+            return {}
+        return {"chunk_size": self.chunk_size, "chunk_split_strategy": self.chunk_split_strategy}
 
 
 @dataclass
@@ -36,6 +52,12 @@ class Stage1Model:
     transformer: Any
     flow_shift: float = DEFAULT_FLOW_SHIFT
     chi_prompt: tuple[str, ...] = ()          # the release config.yaml's prompt prefix (empty = unknown)
+    sampler: str = DEFAULT_SAMPLER            # the release's sampler (chunk_flow_euler for chunk-causal)
+
+    @property
+    def chunk_causal(self) -> bool:
+        """True for the chunk-causal variant (the DiT's config has a chunk_size)."""
+        return getattr(getattr(self.transformer, "config", None), "chunk_size", None) is not None
 
 
 def read_config_yaml(path: Path) -> dict:
@@ -58,6 +80,22 @@ def flow_shift_from_config(config: dict) -> float:
     return DEFAULT_FLOW_SHIFT
 
 
+def _original(root: Path, dit: Path, cfg: dict) -> ReleaseInfo:
+    """An original-layout release: sampler settings and, for the chunk-causal variant, its chunking."""
+    model = cfg.get("model") or {}
+    sched = cfg.get("scheduler") or {}
+    chunk = model.get("chunk_size")
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
+        raise ValueError(f"config.yaml model.chunk_size must be a positive integer, got {chunk!r}")
+    strategy = str(model.get("chunk_split_strategy") or "first_chunk_plus_one")
+    if sched.get("vis_sampler") == CHUNK_SAMPLER and chunk is None:
+        raise ValueError("config.yaml sets scheduler.vis_sampler chunk_flow_euler but no model.chunk_size; "
+                         "use the config.yaml of Efficient-Large-Model/SANA-WM_chunk_causal")
+    sampler = CHUNK_SAMPLER if chunk is not None else DEFAULT_SAMPLER
+    return ReleaseInfo(root, "original", dit, flow_shift_from_config(cfg), chi_from_config(cfg),
+                       chunk_size=chunk, chunk_split_strategy=strategy, sampler=sampler)
+
+
 def _dit_file(folder: Path) -> Path | None:
     files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
     return files[0] if len(files) == 1 else None
@@ -70,7 +108,7 @@ def read_release(root: str | Path) -> ReleaseInfo:
         cfg_path = next((p / "config.yaml" for p in (root.parent, root.parent.parent)
                          if (p / "config.yaml").is_file()), None)
         cfg = read_config_yaml(cfg_path) if cfg_path else {}
-        return ReleaseInfo(root.parent, "original", root, flow_shift_from_config(cfg), chi_from_config(cfg))
+        return _original(root.parent, root, cfg)
     if (root / "transformer" / "config.json").is_file():
         shift = DEFAULT_FLOW_SHIFT
         sched = root / "scheduler" / "scheduler_config.json"
@@ -80,8 +118,9 @@ def read_release(root: str | Path) -> ReleaseInfo:
     dit = _dit_file(root / "dit")
     if dit is not None:
         cfg = read_config_yaml(root / "config.yaml") if (root / "config.yaml").is_file() else {}
-        return ReleaseInfo(root, "original", dit, flow_shift_from_config(cfg), chi_from_config(cfg))
+        return _original(root, dit, cfg)
     raise FileNotFoundError(
         f"{root} is not a SANA-WM Stage-1 folder: expected dit/sana_wm_1600m_720p.safetensors + config.yaml "
-        "(Efficient-Large-Model/SANA-WM_bidirectional) or transformer/ + scheduler/ "
+        "(Efficient-Large-Model/SANA-WM_bidirectional), dit/sana_wm_chunk_causal_1600m_720p.safetensors + "
+        "config.yaml (Efficient-Large-Model/SANA-WM_chunk_causal) or transformer/ + scheduler/ "
         "(Efficient-Large-Model/SANA-WM_bidirectional-diffusers)")

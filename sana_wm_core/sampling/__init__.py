@@ -1,5 +1,8 @@
 """Stage-1 sampling: the conditioning bundle, the flow schedule, the sampler registry
 and its loops."""
+from .chunk_causal import (CHUNK_SAMPLER, check_sampler_for_model, chunk_flow_euler, is_chunk_causal,
+                           plan_chunk_causal, sample_chunk_causal)
+from .chunk_schedule import ChunkSchedule, chunk_schedule
 from .conditioning import Stage1Conditioning
 from .i2v import build_stage1_conditioning
 from .preview import fit_latent_rgb, latent_preview
@@ -12,4 +15,6 @@ from .steps import SamplingRun
 __all__ = ["Stage1Conditioning", "build_stage1_conditioning", "fit_latent_rgb", "latent_preview",
            "FlowSchedule", "flow_schedule", "SAMPLERS", "SamplingInterrupted", "initial_noise",
            "model_dtype_device", "sample_stage1", "sample_stage1_latent", "stage1_latent", "plan_stage1", "run_stage1",
-           "Stage1Plan", "Sampler", "get_sampler", "SamplingRun"]
+           "Stage1Plan", "Sampler", "get_sampler", "SamplingRun",
+           "CHUNK_SAMPLER", "check_sampler_for_model", "chunk_flow_euler", "is_chunk_causal", "plan_chunk_causal",
+           "sample_chunk_causal", "ChunkSchedule", "chunk_schedule"]

@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from .chunk_causal import CHUNK_SAMPLER, OPTIONS as CHUNK_OPTIONS, chunk_flow_euler
 from .conditioning import Stage1Conditioning
 from .flow_euler import flow_euler, flow_euler_ltx
 from .steps import SamplingRun
@@ -28,6 +29,8 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
             "default)"),
     Sampler("flow_euler", flow_euler, "every frame denoised, the first included; the scheduler's Euler steps",
             pins_image_frames=False),
+    Sampler(CHUNK_SAMPLER, chunk_flow_euler, "the chunk-causal model's staggered chunk schedule (NVlabs' "
+            "ChunkFlowEuler); finished chunks are cached", options=CHUNK_OPTIONS),
 )}
 
 

@@ -39,11 +39,14 @@ class SamplingRun:
     def check_interrupt(self) -> None:
         self.host.check_interrupt()
 
-    def step_done(self, step: int, total: int, latents: torch.Tensor, cond: Stage1Conditioning) -> None:
-        """Reports step `step` (0-based) of `total`: the host's progress (with a lazy latent preview) and
-        the legacy callback."""
+    def step_done(self, step: int, total: int, latents: torch.Tensor, cond: Stage1Conditioning,
+                  preview_frames: Optional[int] = None) -> None:
+        """Reports step `step` (0-based) of `total`: the host's progress (with a lazy latent preview of the
+        first `preview_frames` latent frames, default all: a chunk sampler shows the finished ones) and the
+        legacy callback (always the whole latent)."""
         proj = cond.preview_proj
-        preview = None if proj is None else (lambda: latent_preview(latents, proj))
+        shown = latents if preview_frames is None else latents[:, :, :max(1, int(preview_frames))]
+        preview = None if proj is None else (lambda: latent_preview(shown, proj))
         self.host.progress(step + 1, total, preview)
         if self.callback is not None:
             self.callback(step, total, latents)

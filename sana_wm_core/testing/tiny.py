@@ -10,6 +10,9 @@
       refiner/model_index.json               the refiner's text length (128 here, 1024 in the release)
       config.yaml
   sana_wm/SANA-WM_bidirectional-diffusers/  the diffusers layout (SanaWMPipeline.from_pretrained)
+  sana_wm/SANA-WM_chunk_causal/             the chunk-causal release: DiT (same key names and tiny weights)
+      dit/sana_wm_chunk_causal_1600m_720p.safetensors   + config.yaml (chunk_size, chunk_flow_euler);
+                                             like the release, VAE / refiner / Gemma come from the others
   text_encoders/gemma-2-2b-it/              Stage-1 Gemma-2 (Gemma2ForCausalLM) + tokenizer files
   pi3x/                                      tiny Pi3X, when sana_wm_core.testing.tiny_pi3x provides one
 
@@ -28,9 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-from .tiny_config import (DIFFUSERS_REPO_DIR, DIT_FILE, GEMMA2_DIR, ORIGINAL_REPO_DIR, TINY_FLOW_SHIFT,
-                          TINY_HEIGHT, TINY_NUM_FRAMES, TINY_REFINER_TEXT_MAX_LEN, TINY_WEIGHTS_SEED,
-                          TINY_WIDTH)
+from .tiny_config import (CHUNK_CAUSAL_DIT_FILE, CHUNK_CAUSAL_REPO_DIR, DIFFUSERS_REPO_DIR, DIT_FILE,
+                          GEMMA2_DIR, ORIGINAL_REPO_DIR, TINY_FLOW_SHIFT, TINY_HEIGHT, TINY_NUM_FRAMES,
+                          TINY_REFINER_TEXT_MAX_LEN, TINY_WEIGHTS_SEED, TINY_WIDTH)
 
 __all__ = ["build_all", "TINY_HEIGHT", "TINY_WIDTH", "TINY_NUM_FRAMES", "TINY_FLOW_SHIFT",
            "TINY_REFINER_TEXT_MAX_LEN", "MARKER_NAME", "main"]
@@ -103,6 +106,13 @@ def _write_original_layout(parts, root: Path, chi_prompt: list[str]) -> None:
     write_original_dit(parts.transformer, root / DIT_FILE)
 
 
+def _write_chunk_causal_layout(parts, root: Path, chi_prompt: list[str]) -> None:
+    from .tiny_release import write_original_dit, write_release_config
+
+    write_release_config(root / "config.yaml", chi_prompt, variant="chunk_causal")
+    write_original_dit(parts.transformer, root / CHUNK_CAUSAL_DIT_FILE)
+
+
 def _build_pi3x(models_dir: Path) -> Path | None:
     """The tiny Pi3X checkpoint (`tiny_pi3x.build_tiny_pi3x`), built without disturbing the caller's RNG."""
     from .tiny_pi3x import build_tiny_pi3x
@@ -117,7 +127,8 @@ def build_all(models_dir: Path, *, seed: int = TINY_WEIGHTS_SEED) -> dict[str, P
     """Write every tiny checkpoint into the ComfyUI `models/` folder `models_dir` and return their paths.
 
     Keys: `sana_wm` (original layout root), `dit`, `vae`, `refiner`, `refiner_text_encoder`, `config`,
-    `sana_wm_diffusers` (diffusers layout root), `gemma2`, and `pi3x` when a tiny Pi3X builder exists.
+    `sana_wm_diffusers` (diffusers layout root), `gemma2`, `sana_wm_chunk_causal` (its root) and
+    `dit_chunk_causal`, and `pi3x` when a tiny Pi3X builder exists.
     Existing tiny folders are rebuilt; a folder without this module's marker file is never overwritten.
     """
     from diffusers.pipelines.sana_wm.pipeline_sana_wm import DEFAULT_CHI_PROMPT
@@ -129,9 +140,11 @@ def build_all(models_dir: Path, *, seed: int = TINY_WEIGHTS_SEED) -> dict[str, P
     original = models_dir / ORIGINAL_REPO_DIR
     diffusers_root = models_dir / DIFFUSERS_REPO_DIR
     gemma2_dir = models_dir / GEMMA2_DIR
-    for root in (original, diffusers_root, gemma2_dir):  # check all before deleting any
+    chunk_causal = models_dir / CHUNK_CAUSAL_REPO_DIR
+    roots = (original, diffusers_root, gemma2_dir, chunk_causal)
+    for root in roots:  # check all before deleting any
         _check_replaceable(root)
-    for root in (original, diffusers_root, gemma2_dir):
+    for root in roots:
         _fresh_root(root)
 
     with quiet_hf():
@@ -140,6 +153,7 @@ def build_all(models_dir: Path, *, seed: int = TINY_WEIGHTS_SEED) -> dict[str, P
         _write_gemma2(parts, gemma2_dir)
         _write_diffusers_layout(parts, diffusers_root)
         _write_original_layout(parts, original, list(DEFAULT_CHI_PROMPT))
+        _write_chunk_causal_layout(parts, chunk_causal, list(DEFAULT_CHI_PROMPT))
 
     paths = {
         "sana_wm": original,
@@ -150,6 +164,8 @@ def build_all(models_dir: Path, *, seed: int = TINY_WEIGHTS_SEED) -> dict[str, P
         "config": original / "config.yaml",
         "sana_wm_diffusers": diffusers_root,
         "gemma2": gemma2_dir,
+        "sana_wm_chunk_causal": chunk_causal,
+        "dit_chunk_causal": chunk_causal / CHUNK_CAUSAL_DIT_FILE,
     }
     pi3x = _build_pi3x(models_dir)
     if pi3x is not None:

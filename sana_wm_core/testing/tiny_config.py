@@ -93,3 +93,9 @@ ORIGINAL_REPO_DIR = "sana_wm/SANA-WM_bidirectional"
 DIFFUSERS_REPO_DIR = "sana_wm/SANA-WM_bidirectional-diffusers"
 GEMMA2_DIR = "text_encoders/gemma-2-2b-it"
 DIT_FILE = "dit/sana_wm_1600m_720p.safetensors"
+# The chunk-causal release (Efficient-Large-Model/SANA-WM_chunk_causal): its DiT and config.yaml only.
+CHUNK_CAUSAL_REPO_DIR = "sana_wm/SANA-WM_chunk_causal"
+CHUNK_CAUSAL_DIT_FILE = "dit/sana_wm_chunk_causal_1600m_720p.safetensors"
+# Latent frames per chunk (release: 3). 1 splits the tiny clip's 3 latent frames into two chunks, [0,2) and
+# [2,3), so the tiny workflow runs the staggered schedule for real.
+TINY_CHUNK_SIZE = 1

@@ -45,14 +45,17 @@ def write_original_dit(transformer: Any, path: Path) -> Path:
     return path
 
 
-def release_config(chi_prompt: list[str]) -> dict:
+def release_config(chi_prompt: list[str], variant: str = "bidirectional") -> dict:
     """`config.yaml` content: the keys and layout of the release's config with the tiny model's values.
+
+    variant "chunk_causal" gives SANA-WM_chunk_causal's config: the chunk-causal attention / FFN types, a
+    `chunk_size` and the `chunk_flow_euler` sampler; everything else is the bidirectional release's.
 
     `vae_pretrained` keeps the release's hub address on purpose: a loader must use the repo folder's own
     `vae/` when it has one, and a test run is offline, so following the address would fail loudly.
     """
     dit = C.DIT_CONFIG
-    return {
+    out = {
         "model": {
             "model": f"SanaMSVideoCamCtrl_Tiny_P1_D{dit['num_layers']}",
             "image_size": C.TINY_HEIGHT,
@@ -110,16 +113,25 @@ def release_config(chi_prompt: list[str]) -> dict:
             "vis_sampler": "flow_dpm-solver",
         },
     }
+    if variant == "chunk_causal":
+        out["model"].update(camctrl_type="ChunkCausalGDNUCPESinglePathLiteLABothTriton",
+                            attn_type="ChunkCausalGDNTriton", ffn_type="ChunkGLUMBConvTemp",
+                            chunk_size=C.TINY_CHUNK_SIZE)
+        out["scheduler"]["vis_sampler"] = "chunk_flow_euler"
+    elif variant != "bidirectional":
+        raise ValueError(f"variant must be 'bidirectional' or 'chunk_causal', got {variant!r}")
+    return out
 
 
-def write_release_config(path: Path, chi_prompt: list[str]) -> Path:
+def write_release_config(path: Path, chi_prompt: list[str], variant: str = "bidirectional") -> Path:
     """Write `config.yaml` (block style, keys in release order, a header saying what this file is)."""
     import yaml
 
-    body = yaml.safe_dump(release_config(chi_prompt), sort_keys=False, allow_unicode=True, width=4096,
+    body = yaml.safe_dump(release_config(chi_prompt, variant), sort_keys=False, allow_unicode=True, width=4096,
                           default_flow_style=False)
+    repo = "SANA-WM_chunk_causal" if variant == "chunk_causal" else "SANA-WM_bidirectional"
     header = ("# Tiny random-weight test checkpoint written by sana_wm_core.testing.tiny.\n"
-              "# Same keys as the SANA-WM_bidirectional release config.yaml; sizes are the tiny model's.\n")
+              f"# Same keys as the {repo} release config.yaml; sizes are the tiny model's.\n")
     path = Path(path)
     path.write_text(header + body, encoding="utf-8")
     return path

@@ -31,6 +31,7 @@ class KnownWeight:
 
 BIDIRECTIONAL_REPO = "Efficient-Large-Model/SANA-WM_bidirectional"
 DIFFUSERS_REPO = "Efficient-Large-Model/SANA-WM_bidirectional-diffusers"
+CHUNK_CAUSAL_REPO = "Efficient-Large-Model/SANA-WM_chunk_causal"
 GEMMA2_REPO = "Efficient-Large-Model/gemma-2-2b-it"
 PI3X_REPO = "yyfz233/Pi3X"
 
@@ -53,6 +54,12 @@ KNOWN_WEIGHTS: tuple[KnownWeight, ...] = (
                 "the same Stage-1 model in diffusers format (transformer, vae, Gemma-2 text encoder, "
                 "tokenizer, scheduler) for SanaWMPipeline", "~17 GB",
                 "sana_wm/SANA-WM_bidirectional-diffusers", DIFFUSERS_REPO),
+    KnownWeight("chunk_causal", "dit/sana_wm_chunk_causal_1600m_720p.safetensors + config.yaml",
+                "chunk-causal Stage-1 DiT (the autoregressive teacher, a research checkpoint that may show "
+                "artifacts; same keys as the bidirectional DiT) and its config; VAE, refiner and Gemma come "
+                "from the bidirectional repo and gemma-2-2b-it", "~10 GB",
+                "sana_wm/SANA-WM_chunk_causal", CHUNK_CAUSAL_REPO,
+                ("dit/sana_wm_chunk_causal_1600m_720p.safetensors", "config.yaml")),
     KnownWeight("gemma2", "gemma-2-2b-it/", "Stage-1 prompt encoder Gemma-2-2B-IT with its tokenizer", "~5 GB",
                 "text_encoders/gemma-2-2b-it", GEMMA2_REPO),
     KnownWeight("pi3x", "Pi3X", "Pi3X geometry model, estimates camera intrinsics when none are given",
