@@ -81,11 +81,11 @@ def _set_action(drv, node_id, text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def page(browser, comfy_server):
+def page(browser, web_server):
     """The frontend, opened once for this module, with a camera file in input/ for the file node."""
     c2w = action_string_to_c2w("dw-60,iw-20,lw-40", 0.05, 1.2, "game")
-    np.save(comfy_server.base / "input" / CAMERA_FILE, c2w)
-    open_comfy(browser, comfy_server.url)
+    np.save(web_server.base / "input" / CAMERA_FILE, c2w)
+    open_comfy(browser, web_server.url)
     browser.execute_script("try { window.__sanawmTestFetch = window.fetch; } catch (e) {}")
     return browser
 
@@ -254,7 +254,7 @@ def test_saved_workflow_reloads_with_the_same_path(drv, artifacts):
     _shoot(drv, artifacts, "7_reloaded", after)
 
 
-def test_load_camera_node_previews_its_file(drv, artifacts, comfy_server):
+def test_load_camera_node_previews_its_file(drv, artifacts, web_server):
     node = drv.execute_script(CREATE, FILE_NODE, 320, 160)
     drv.execute_script("""
       app.graph.getNodeById(arguments[0]).widgets.find((w) => w.name === 'file').value = arguments[1];""",
@@ -262,7 +262,7 @@ def test_load_camera_node_previews_its_file(drv, artifacts, comfy_server):
     assert _wait(drv, node) == "ok"
     state = _state(drv, node)
     assert "sanawm_path_preview" in state["widgets"] and "sanawm_action_timeline" not in state["widgets"]
-    rel = relative_poses(np.load(comfy_server.base / "input" / CAMERA_FILE))
+    rel = relative_poses(np.load(web_server.base / "input" / CAMERA_FILE))
     assert state["frames"] == len(rel) == 121
     assert np.abs(np.array(state["positions"]) - rel[:, :3, 3]).max() < 1e-6
     _shoot(drv, artifacts, "8_file", state)
