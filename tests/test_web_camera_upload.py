@@ -23,6 +23,7 @@ from web_helpers import CREATE, SETTLED, wait_for
 
 FILE_NODE = "SanaWMLoadCamera"
 PLAIN = ["file", "world_to_camera", "num_frames", "fps"]
+LABEL = "upload camera file (.npy / .json / .txt)"
 
 
 # ---------------------------------------------------------------- resolver (no server)
@@ -219,7 +220,7 @@ def test_upload_button_selects_previews_and_runs_the_file(drv, web_comfy, web_se
     inputs = prompt[str(node)]["inputs"]
     assert inputs["file"] == name and set(inputs) == set(PLAIN)
     saved = drv.execute_script("return app.graph.serialize()")
-    ours = next(n for n in saved["nodes"] if n["id"] == node)
+    ours = next(n for n in saved["nodes"] if str(n["id"]) == str(node))   # 1.58.1: ids are strings in the page
     assert ours["widgets_values"][0] == name and len(ours["widgets_values"]) == len(PLAIN)
     wf = {"1": prompt[str(node)], "2": {"class_type": "SanaWMCameraPreview", "inputs": {"camera": ["1", 0],
                                                                                         "every_n": 8}}}
@@ -227,6 +228,34 @@ def test_upload_button_selects_previews_and_runs_the_file(drv, web_comfy, web_se
     result = web_comfy.run(wf)
     assert result.status == "success", result.error
     assert len(result.files("images")) == 1
+
+
+@pytest.mark.server
+@pytest.mark.browser
+def test_upload_button_is_drawn_and_opens_the_file_dialog(drv):
+    """Nodes 2.0 draws no `canvasOnly` widget: the button must be a plain one, on the node in every mode."""
+    node = drv.execute_script(CREATE, FILE_NODE, 320, 120)
+    drv.execute_script("""
+      const u = app.graph.getNodeById(arguments[0]).sanawmUpload;
+      window.__sanawmPicked = 0;
+      u.input.addEventListener('click', (e) => { window.__sanawmPicked += 1; e.preventDefault(); });""", node)
+    widget = drv.execute_script("""
+      const n = app.graph.getNodeById(arguments[0]);
+      const w = n.widgets.find((x) => x.name === 'upload_camera_file');
+      return {label: w.label, canvasOnly: !!w.options?.canvasOnly, serialize: w.serialize};""", node)
+    assert widget == {"label": LABEL, "canvasOnly": False, "serialize": False}
+    if drv.sanawm_mode.vue_nodes:
+        button = wait_for(drv, """
+          const el = document.querySelector(`[data-node-id="${arguments[0]}"]`);
+          const b = el && [...el.querySelectorAll('button')].find((x) => x.textContent.includes(arguments[1]));
+          return b && b.getBoundingClientRect().height > 0 ? b : null;""", node, LABEL,
+                          what="the upload button on the Nodes 2.0 node")
+        button.click()   # a real click on the drawn button
+    else:
+        drv.execute_script("""
+          const w = app.graph.getNodeById(arguments[0]).widgets.find((x) => x.name === 'upload_camera_file');
+          w.callback(w, app.canvas, app.graph.getNodeById(arguments[0]));""", node)
+    assert wait_for(drv, "return window.__sanawmPicked || null;", what="the file dialog request") == 1
 
 
 @pytest.mark.server
