@@ -72,9 +72,15 @@ def _click_add(drv, node_id, keys: str) -> None:
 
 
 def _set_action(drv, node_id, text: str) -> None:
-    """Types into the action textarea like a user: focus, select all, type."""
-    area = drv.execute_script(
-        "return app.graph.getNodeById(arguments[0]).widgets.find((w) => w.name === 'action').inputEl", node_id)
+    """Types into the action textarea like a user: focus, select all, type. Nodes 2.0 draws its own textarea
+    in the node's element (the widget's canvas-mode inputEl is not in the page there)."""
+    if drv.sanawm_mode.vue_nodes:
+        area = wait_for(drv, """
+          const el = document.querySelector(`[data-node-id="${arguments[0]}"]`);
+          return el && el.querySelector('textarea');""", node_id, what=f"the action box of node {node_id}")
+    else:
+        area = drv.execute_script(
+            "return app.graph.getNodeById(arguments[0]).widgets.find((w) => w.name === 'action').inputEl", node_id)
     area.click()
     area.send_keys(Keys.CONTROL, "a")
     area.send_keys(text)

@@ -51,13 +51,16 @@ for (const [name, value] of Object.entries(values)) {
   w.callback?.(w.value, app.canvas, n);   // as a user edit does (LoadImage refreshes its preview)
 }"""
 
-# The <video> the frontend puts on a node for an animated (non-webp/png) output, once the canvas drew it.
+# The <video> the frontend puts on a node for an animated (non-webp/png) output, once the canvas drew it
+# (Nodes 2.0 draws it in the node's own element instead of a video-preview widget).
 VIDEO_SRC = """
 const n = app.graph.getNodeById(arguments[0]);
 app.canvas.centerOnNode(n);
 app.graph.setDirtyCanvas(true, true);
-const v = n.videoContainer && n.videoContainer.querySelector('video');
+const el = document.querySelector(`[data-node-id="${arguments[0]}"]`);
+const v = (n.videoContainer && n.videoContainer.querySelector('video')) || (el && el.querySelector('video'));
 return v && v.src ? {src: v.src, connected: v.isConnected, widgets: n.widgets.map((x) => x.name),
+                     inNode: !!(el && el.contains(v)),
                      ready: v.readyState, width: v.videoWidth, height: v.videoHeight} : null;"""
 
 
@@ -197,7 +200,8 @@ def test_fast_preview_workflow_from_the_page_shows_video_and_intrinsics(drv, web
 
     video = wait_for(drv, VIDEO_SRC, ids[SAVE], timeout=30, what="the video preview of SanaWMSaveVideo")
     assert "/view?" in video["src"] and f"filename={videos[0]['filename']}" in video["src"]
-    assert "type=output" in video["src"] and video["connected"] and "video-preview" in video["widgets"]
+    assert "type=output" in video["src"] and video["connected"]
+    assert video["inNode"] if drv.sanawm_mode.vue_nodes else "video-preview" in video["widgets"]
     assert (video["width"], video["height"]) == (TINY_WIDTH, TINY_HEIGHT)
     drv.save_screenshot(str(artifacts / "web_results_2_video.png"))
 
