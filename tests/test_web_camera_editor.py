@@ -189,7 +189,11 @@ def test_timeline_edits_write_the_action_string(drv, artifacts):
     _wait(drv, node)
     pixels0 = _state(drv, node)["pixels"]
 
-    # add: a button per key combination appends a 20-frame segment
+    # add: a button per key combination appends a 20-frame segment; its tooltip says what it adds
+    title = drv.execute_script("""
+      return app.graph.getNodeById(arguments[0]).sanawmEditor.timeline.root
+        .querySelector('button.sanawm-tl-add[data-keys="d"]').title;""", node)
+    assert title.startswith("add d-20: ") and title.endswith(" for 20 frames") and "strafe" in title
     _click_add(drv, node, "d")
     assert _state(drv, node)["action"] == "w-40,jw-20,d-20"
     assert _wait(drv, node) == "ok"
