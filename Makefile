@@ -4,6 +4,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 PORT  ?= 8188
 WEIGHTS ?=
+FRONTEND ?=
 PYTEST_ARGS ?=
 GPU_WHEELS ?= gpu_wheels
 GPU_CHECK_OUT ?= out/gpu_check.md
@@ -15,13 +16,11 @@ GPU_PY := $(if $(wildcard $(PY)),$(PY),python3)
 setup:
 	@bash scripts/setup_env.sh
 
+# WEIGHTS=tiny serves the generated tiny checkpoints (CPU); FRONTEND=latest the newest frontend; previews on.
 serve:
 	@bash scripts/setup_env.sh >/dev/null
-	@echo "ComfyUI with SANA-WM on http://127.0.0.1:$(PORT) (models in comfy_base/models)"
-	exec $(PY) $(VENV)/ComfyUI/main.py --listen 127.0.0.1 --port $(PORT) \
-	  --base-directory comfy_base --database-url sqlite:///$(CURDIR)/comfy_base/user/comfyui.db \
-	  --disable-auto-launch --disable-api-nodes \
-	  $$($(PY) -c 'import torch; print("" if torch.cuda.is_available() else "--cpu")')
+	exec $(PY) scripts/serve.py --port $(PORT) $(if $(WEIGHTS),--weights $(WEIGHTS),) \
+	  $(if $(FRONTEND),--frontend $(FRONTEND),)
 
 demo:
 	@bash scripts/setup_env.sh >/dev/null

@@ -33,6 +33,8 @@ class SanaWMLatent:
     prompt: str = ""
     drop_first_frames: int = 0
     generation: dict[str, Any] = field(default_factory=dict)
+    # (C+1,3) latent->RGB map fitted on the first frame (Stage 1), so the refiner can draw previews too
+    preview_proj: torch.Tensor | None = None
 
     @property
     def refined(self) -> bool:

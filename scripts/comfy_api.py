@@ -61,6 +61,8 @@ class PromptResult:
     events: list[dict] = field(default_factory=list)
     error: dict | None = None        # the execution_error payload, when status == "error"
     history: dict = field(default_factory=dict)
+    # latent previews (binary websocket frames) by the node running when each arrived: {node id: [bytes]}
+    previews: dict = field(default_factory=dict)
 
     @property
     def outputs(self) -> dict:
@@ -197,6 +199,7 @@ class ComfyClient:
         result = PromptResult(prompt_id, "pending")
         deadline = time.time() + timeout
         ws.settimeout(5.0)
+        running = None
         while time.time() < deadline:
             try:
                 msg = ws.recv()
@@ -205,8 +208,9 @@ class ComfyClient:
                 if h.get("status", {}).get("completed") or h.get("status", {}).get("status_str") == "error":
                     return self._finish(result, h)
                 continue
-            if isinstance(msg, bytes):
-                continue  # binary frames are latent previews
+            if isinstance(msg, bytes):   # a latent preview: 4-byte event type, 4-byte format, the image
+                result.previews.setdefault(running, []).append(msg)
+                continue
             event = json.loads(msg)
             data = event.get("data", {})
             if data.get("prompt_id") not in (None, prompt_id):
@@ -215,6 +219,8 @@ class ComfyClient:
             if on_event:
                 on_event(event)
             kind = event.get("type")
+            if kind == "executing":
+                running = data.get("node")
             if kind == "execution_error":
                 result.error = data
                 return self._finish(result, self.history(prompt_id), "error")

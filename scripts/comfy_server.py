@@ -1,7 +1,8 @@
 """Boots the real headless ComfyUI (from .venv/ComfyUI) with this pack on a free loopback port.
 
-Used by the pytest fixtures and by `make demo`. The server gets its own base directory (custom_nodes,
-models, input, output, user), is stopped by its PID, and its log is kept for failure reports.
+Used by the pytest fixtures, `make demo` and `make serve` (`server_command` is the one home of the command
+line). The server gets its own base directory (custom_nodes, models, input, output, user), is stopped by its
+PID, and its log is kept for failure reports.
 """
 from __future__ import annotations
 
@@ -18,6 +19,63 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("SANA_WM_VENV", REPO / ".venv"))
 COMFY_MAIN = VENV / "ComfyUI" / "main.py"
+# "pinned" is the frontend in requirements-lock.txt (site-packages); "latest" the newest one, which
+# scripts/setup_env.sh installs beside it into .venv/frontends/<version> (+ a `latest` link).
+FRONTENDS = ("pinned", "latest")
+
+
+def frontend_root(frontend: str) -> Path | None:
+    """The folder to pass as `--front-end-root`, or None for the pinned frontend ComfyUI serves itself."""
+    if frontend not in FRONTENDS:
+        raise ValueError(f"frontend must be one of {', '.join(FRONTENDS)}, got {frontend!r}")
+    if frontend == "pinned":
+        return None
+    root = VENV / "frontends" / "latest" / "comfyui_frontend_package" / "static"
+    if not (root / "index.html").is_file():
+        raise RuntimeError(f"{root} missing: run `make setup` (it installs the newest frontend beside the pinned one)")
+    return root
+
+
+def frontend_version(frontend: str) -> str:
+    """The version a frontend name stands for, e.g. "1.58.1" (for test ids and logs)."""
+    if frontend == "latest":
+        return (VENV / "frontends" / "latest").resolve().name
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("comfyui_frontend_package")
+    except PackageNotFoundError:   # not running in .venv: ask the venv's metadata folder
+        dist = next((VENV / "lib").glob("python*/site-packages/comfyui_frontend_package-*.dist-info"), None)
+        return dist.name.split("-")[1] if dist else "unknown"
+
+
+def server_supports(flag: str) -> bool:
+    """Whether this ComfyUI's command line knows `flag` (0.3.75 has no `--offline`; current releases do)."""
+    cli = COMFY_MAIN.parent / "comfy" / "cli_args.py"
+    try:
+        return f'"{flag}"' in cli.read_text()
+    except OSError:
+        return False
+
+
+def offline_flag() -> str:
+    """Keeps the page and the server off the internet: `--offline` where ComfyUI has it (where
+    `--disable-api-nodes` is its deprecated alias), else `--disable-api-nodes`, which 0.3.75 needs for that."""
+    return "--offline" if server_supports("--offline") else "--disable-api-nodes"
+
+
+def server_command(base: Path, port: int, *, cpu: bool, frontend: str = "pinned", previews: bool = True,
+                   extra_args: tuple[str, ...] = ()) -> list[str]:
+    """The ComfyUI command line for the tests, `make demo` and `make serve`: loopback only, offline, latent
+    previews on (`--preview-method auto`: what the sampler and refiner draw on their nodes), one frontend."""
+    root = frontend_root(frontend)
+    return [
+        str(VENV / "bin" / "python"), str(COMFY_MAIN), *(["--cpu"] if cpu else []), "--listen", "127.0.0.1",
+        "--port", str(port), "--base-directory", str(base),
+        "--database-url", f"sqlite:///{base}/user/comfyui.db",
+        "--disable-auto-launch", offline_flag(),
+        *(["--preview-method", "auto"] if previews else []),
+        *(["--front-end-root", str(root)] if root else []), *extra_args,
+    ]
 
 
 def free_port() -> int:
@@ -43,7 +101,7 @@ class ComfyServer:
     """A running ComfyUI process; `url` is its loopback address."""
 
     def __init__(self, base: Path, port: int | None = None, extra_args: tuple[str, ...] = (),
-                 cpu: bool = True, env: dict | None = None):
+                 cpu: bool = True, env: dict | None = None, frontend: str = "pinned"):
         self.base = prepare_base(Path(base))
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,17 +109,14 @@ class ComfyServer:
         self.extra_args = extra_args
         self.cpu = cpu
         self.env = env or {}
+        self.frontend = frontend
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120.0) -> "ComfyServer":
         if not COMFY_MAIN.exists():
             raise RuntimeError(f"{COMFY_MAIN} missing: run `make setup` first")
-        cmd = [
-            str(VENV / "bin" / "python"), str(COMFY_MAIN), *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1",
-            "--port", str(self.port), "--base-directory", str(self.base),
-            "--database-url", f"sqlite:///{self.base}/user/comfyui.db",
-            "--disable-auto-launch", "--disable-api-nodes", *self.extra_args,
-        ]
+        cmd = server_command(self.base, self.port, cpu=self.cpu, frontend=self.frontend,
+                             extra_args=self.extra_args)
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **self.env)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,

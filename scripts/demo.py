@@ -33,12 +33,43 @@ def _cuda() -> bool:
         return False
 
 
-def _progress(event: dict) -> None:
-    kind, data = event.get("type"), event.get("data", {})
-    if kind == "executing" and data.get("node"):
-        print(f"  running node {data['node']}", flush=True)
-    elif kind == "progress":
-        print(f"    step {data.get('value')}/{data.get('max')}", end="\r", flush=True)
+def tiny_base() -> Path:
+    """The ComfyUI base folder holding the generated tiny checkpoints (built once, reused)."""
+    from sana_wm_core.testing.tiny import build_all
+
+    base = REPO / "out" / "demo_tiny_base"
+    if not (base / "models" / "sana_wm").exists():
+        print("building tiny random checkpoints in", base / "models")
+        build_all(base / "models")
+    return base
+
+
+def copy_assets(base: Path) -> None:
+    """The example image and camera files the shipped workflows name, into the server's input/."""
+    (base / "input").mkdir(parents=True, exist_ok=True)
+    for name in ASSETS:
+        shutil.copyfile(REPO / "workflows" / "assets" / name, base / "input" / name)
+
+
+def tiny_workflow(name: str) -> dict:
+    """A shipped workflow in API format, sized for the tiny checkpoints (the demo's frames and steps)."""
+    from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH
+
+    api = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
+    return tiny_overrides(api, height=TINY_HEIGHT, width=TINY_WIDTH, frames=TINY_FRAMES, steps=TINY_STEPS)
+
+
+def progress_printer(workflow: dict):
+    """Prints each node as it runs by its type (`running SanaWMSampler (node 21)`), and its steps."""
+    def on_event(event: dict) -> None:
+        kind, data = event.get("type"), event.get("data", {})
+        if kind == "executing" and data.get("node"):
+            node = str(data["node"])
+            kind_name = workflow.get(node, {}).get("class_type", "?")
+            print(f"  running {kind_name} (node {node})", flush=True)
+        elif kind == "progress":
+            print(f"    step {data.get('value')}/{data.get('max')}", end="\r", flush=True)
+    return on_event
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,25 +86,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workflow = json.loads((REPO / "workflows" / f"{args.workflow}_api.json").read_text())
     if args.weights == "tiny":
-        from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH, build_all
-
-        base = REPO / "out" / "demo_tiny_base"
-        if not (base / "models" / "sana_wm").exists():
-            print("building tiny random checkpoints in", base / "models")
-            build_all(base / "models")
-        workflow = tiny_overrides(workflow, height=TINY_HEIGHT, width=TINY_WIDTH, frames=TINY_FRAMES,
-                                  steps=TINY_STEPS)
+        base = tiny_base()
+        workflow = tiny_workflow(args.workflow)
     else:
         base = REPO / "comfy_base"
-    (base / "input").mkdir(parents=True, exist_ok=True)
-    for name in ASSETS:
-        shutil.copyfile(REPO / "workflows" / "assets" / name, base / "input" / name)
+    copy_assets(base)
 
     args.out.mkdir(parents=True, exist_ok=True)
     with ComfyServer(base, cpu=args.weights == "tiny") as srv:
         print(f"ComfyUI up at {srv.url} in {srv.boot_seconds:.1f}s; queueing {args.workflow} ({args.weights} weights)")
         t0 = time.time()
-        res = ComfyClient(srv.url).run(workflow, timeout=6 * 3600, on_event=_progress)
+        res = ComfyClient(srv.url).run(workflow, timeout=6 * 3600, on_event=progress_printer(workflow))
         print()
         if res.status != "success":
             err = res.error or {}

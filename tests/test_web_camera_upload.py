@@ -23,6 +23,7 @@ from web_helpers import CREATE, SETTLED, wait_for
 
 FILE_NODE = "SanaWMLoadCamera"
 PLAIN = ["file", "world_to_camera", "num_frames", "fps"]
+LABEL = "upload camera file (.npy / .json / .txt)"
 
 
 # ---------------------------------------------------------------- resolver (no server)
@@ -150,13 +151,13 @@ def _choose(drv, node, path) -> None:
 
 
 @pytest.fixture(scope="module")
-def page(browser, comfy_server):
+def page(browser, web_server):
     from browser import open_comfy
 
     tag = uuid.uuid4().hex[:8]
     first = f"upload_first_{tag}.npy"
-    np.save(comfy_server.base / "input" / first, action_string_to_c2w("w-40,lw-30", 0.05, 1.2))
-    open_comfy(browser, comfy_server.url)
+    np.save(web_server.base / "input" / first, action_string_to_c2w("w-40,lw-30", 0.05, 1.2))
+    open_comfy(browser, web_server.url)
     browser.sanawm_first = first
     return browser
 
@@ -169,7 +170,7 @@ def drv(page):
 
 @pytest.mark.server
 @pytest.mark.browser
-def test_upload_button_selects_previews_and_runs_the_file(drv, comfy, comfy_server, artifacts, tmp_path):
+def test_upload_button_selects_previews_and_runs_the_file(drv, web_comfy, web_server, artifacts, tmp_path):
     tag = uuid.uuid4().hex[:8]
     node = drv.execute_script(CREATE, FILE_NODE, 320, 120)
     drv.execute_script("app.graph.getNodeById(arguments[0]).widgets.find((w) => w.name === 'file').value = "
@@ -182,7 +183,7 @@ def test_upload_button_selects_previews_and_runs_the_file(drv, comfy, comfy_serv
     _shoot(drv, artifacts, "1_before", before)
 
     # a file copied into input/ after the page loaded: the refreshed list must offer it too
-    late = comfy_server.base / "input" / f"upload_late_{tag}.json"
+    late = web_server.base / "input" / f"upload_late_{tag}.json"
     late.write_text("[[[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]]")
     # the file to upload lives outside the server's folders, like a file on the user's disk
     c2w = action_string_to_c2w("dw-50,iw-25,jw-30", 0.05, 1.2, "game")
@@ -197,10 +198,10 @@ def test_upload_button_selects_previews_and_runs_the_file(drv, comfy, comfy_serv
     _shoot(drv, artifacts, "2_uploaded", after)
 
     # stored in input/ byte for byte; selected; listed with the server's current list
-    assert (comfy_server.base / "input" / name).read_bytes() == src.read_bytes()
+    assert (web_server.base / "input" / name).read_bytes() == src.read_bytes()
     assert after["file"] == name == after["upload"]["name"]
     assert {name, late.name, drv.sanawm_first} <= set(after["choices"])
-    assert after["choices"] == list_camera_files(comfy_server.base / "input")
+    assert after["choices"] == list_camera_files(web_server.base / "input")
 
     # the preview draws the uploaded path (relative to its first pose, as the sampler uses it)
     rel = relative_poses(c2w)
@@ -219,19 +220,47 @@ def test_upload_button_selects_previews_and_runs_the_file(drv, comfy, comfy_serv
     inputs = prompt[str(node)]["inputs"]
     assert inputs["file"] == name and set(inputs) == set(PLAIN)
     saved = drv.execute_script("return app.graph.serialize()")
-    ours = next(n for n in saved["nodes"] if n["id"] == node)
+    ours = next(n for n in saved["nodes"] if str(n["id"]) == str(node))   # 1.58.1: ids are strings in the page
     assert ours["widgets_values"][0] == name and len(ours["widgets_values"]) == len(PLAIN)
     wf = {"1": prompt[str(node)], "2": {"class_type": "SanaWMCameraPreview", "inputs": {"camera": ["1", 0],
                                                                                         "every_n": 8}}}
     wf["3"] = {"class_type": "PreviewAny", "inputs": {"source": ["2", 1]}}   # the preview is not an output node
-    result = comfy.run(wf)
+    result = web_comfy.run(wf)
     assert result.status == "success", result.error
     assert len(result.files("images")) == 1
 
 
 @pytest.mark.server
 @pytest.mark.browser
-def test_same_name_with_new_content_is_kept_apart_and_redrawn(drv, comfy_server, tmp_path):
+def test_upload_button_is_drawn_and_opens_the_file_dialog(drv):
+    """Nodes 2.0 draws no `canvasOnly` widget: the button must be a plain one, on the node in every mode."""
+    node = drv.execute_script(CREATE, FILE_NODE, 320, 120)
+    drv.execute_script("""
+      const u = app.graph.getNodeById(arguments[0]).sanawmUpload;
+      window.__sanawmPicked = 0;
+      u.input.addEventListener('click', (e) => { window.__sanawmPicked += 1; e.preventDefault(); });""", node)
+    widget = drv.execute_script("""
+      const n = app.graph.getNodeById(arguments[0]);
+      const w = n.widgets.find((x) => x.name === 'upload_camera_file');
+      return {label: w.label, canvasOnly: !!w.options?.canvasOnly, serialize: w.serialize};""", node)
+    assert widget == {"label": LABEL, "canvasOnly": False, "serialize": False}
+    if drv.sanawm_mode.vue_nodes:
+        button = wait_for(drv, """
+          const el = document.querySelector(`[data-node-id="${arguments[0]}"]`);
+          const b = el && [...el.querySelectorAll('button')].find((x) => x.textContent.includes(arguments[1]));
+          return b && b.getBoundingClientRect().height > 0 ? b : null;""", node, LABEL,
+                          what="the upload button on the Nodes 2.0 node")
+        button.click()   # a real click on the drawn button
+    else:
+        drv.execute_script("""
+          const w = app.graph.getNodeById(arguments[0]).widgets.find((x) => x.name === 'upload_camera_file');
+          w.callback(w, app.canvas, app.graph.getNodeById(arguments[0]));""", node)
+    assert wait_for(drv, "return window.__sanawmPicked || null;", what="the file dialog request") == 1
+
+
+@pytest.mark.server
+@pytest.mark.browser
+def test_same_name_with_new_content_is_kept_apart_and_redrawn(drv, web_server, tmp_path):
     tag = uuid.uuid4().hex[:8]
     name = f"reupload_{tag}.npy"
     node = drv.execute_script(CREATE, FILE_NODE, 320, 120)
@@ -251,14 +280,14 @@ def test_same_name_with_new_content_is_kept_apart_and_redrawn(drv, comfy_server,
     two = drv.execute_script(STATE, node)
     # ComfyUI never overwrites a different file: the new one gets a numbered name, which is selected
     assert two["file"] == f"reupload_{tag} (1).npy" and {name, two["file"]} <= set(two["choices"])
-    assert (comfy_server.base / "input" / two["file"]).read_bytes() == second.read_bytes()
+    assert (web_server.base / "input" / two["file"]).read_bytes() == second.read_bytes()
     assert len(two["positions"]) == 41 and two["positions"] != one["positions"]
     assert _drawn(_pixels(two["pixels"]), _pixels(one["pixels"])) > 0.005
 
 
 @pytest.mark.server
 @pytest.mark.browser
-def test_wrong_file_type_is_refused_and_nothing_changes(drv, comfy_server, artifacts, tmp_path):
+def test_wrong_file_type_is_refused_and_nothing_changes(drv, web_server, artifacts, tmp_path):
     node = drv.execute_script(CREATE, FILE_NODE, 320, 120)
     drv.execute_script("app.graph.getNodeById(arguments[0]).widgets.find((w) => w.name === 'file').value = "
                        "arguments[1];", node, drv.sanawm_first)
@@ -275,13 +304,13 @@ def test_wrong_file_type_is_refused_and_nothing_changes(drv, comfy_server, artif
     assert f"{bad.name} is not a camera file" in state["upload"]["error"]
     assert "upload failed" in state["upload"]["label"]
     assert state["file"] == before["file"] and state["choices"] == before["choices"]
-    assert not (comfy_server.base / "input" / bad.name).exists()
+    assert not (web_server.base / "input" / bad.name).exists()
     _shoot(drv, artifacts, "3_refused", state)
 
 
 @pytest.mark.server
 @pytest.mark.browser
-def test_server_refusal_is_reported_and_plain_widgets_keep_working(drv, comfy_server, tmp_path):
+def test_server_refusal_is_reported_and_plain_widgets_keep_working(drv, web_server, tmp_path):
     drv.execute_script("""
       window.__sanawmRealFetch = window.__sanawmRealFetch || window.fetch;
       const real = window.__sanawmRealFetch;
@@ -301,5 +330,5 @@ def test_server_refusal_is_reported_and_plain_widgets_keep_working(drv, comfy_se
         drv.execute_script("window.fetch = window.__sanawmRealFetch;")
     state = drv.execute_script(STATE, node)
     assert "HTTP 500" in state["upload"]["error"] and state["file"] == drv.sanawm_first
-    assert not (comfy_server.base / "input" / src.name).exists()
+    assert not (web_server.base / "input" / src.name).exists()
     assert _preview(drv, node) == "ok"   # the preview of the selected file is untouched

@@ -51,13 +51,16 @@ for (const [name, value] of Object.entries(values)) {
   w.callback?.(w.value, app.canvas, n);   // as a user edit does (LoadImage refreshes its preview)
 }"""
 
-# The <video> the frontend puts on a node for an animated (non-webp/png) output, once the canvas drew it.
+# The <video> the frontend puts on a node for an animated (non-webp/png) output, once the canvas drew it
+# (Nodes 2.0 draws it in the node's own element instead of a video-preview widget).
 VIDEO_SRC = """
 const n = app.graph.getNodeById(arguments[0]);
 app.canvas.centerOnNode(n);
 app.graph.setDirtyCanvas(true, true);
-const v = n.videoContainer && n.videoContainer.querySelector('video');
+const el = document.querySelector(`[data-node-id="${arguments[0]}"]`);
+const v = (n.videoContainer && n.videoContainer.querySelector('video')) || (el && el.querySelector('video'));
 return v && v.src ? {src: v.src, connected: v.isConnected, widgets: n.widgets.map((x) => x.name),
+                     inNode: !!(el && el.contains(v)),
                      ready: v.readyState, width: v.videoWidth, height: v.videoHeight} : null;"""
 
 
@@ -107,14 +110,14 @@ def _wait_result(drv, node_id, contains: str, timeout: float = 20.0) -> dict:
 
 
 @pytest.fixture(scope="module")
-def page(browser, comfy_server):
+def page(browser, web_server):
     """The frontend with the example assets and a test image in ComfyUI's input folder."""
-    folder = comfy_server.base / "input"
+    folder = web_server.base / "input"
     for asset in (REPO / "workflows" / "assets").iterdir():
         shutil.copyfile(asset, folder / asset.name)
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(folder / IMAGE)
-    open_comfy(browser, comfy_server.url)
+    open_comfy(browser, web_server.url)
     yield browser
     # The frontend keeps outputs by node id and restores the open workflows on reload: leave neither to
     # the next module (a LoadImage preview would appear on its node 1).
@@ -127,7 +130,7 @@ def drv(page):
     return page
 
 
-def test_intrinsics_text_shows_on_the_node_and_stays_out_of_the_workflow(drv, comfy_server, artifacts):
+def test_intrinsics_text_shows_on_the_node_and_stays_out_of_the_workflow(drv, web_server, artifacts):
     load = drv.execute_script(CREATE, "LoadImage", 40, 160)
     est = drv.execute_script(CREATE, ESTIMATE, 420, 160)
     drv.execute_script(SET_WIDGETS, load, {"image": IMAGE})
@@ -140,7 +143,7 @@ def test_intrinsics_text_shows_on_the_node_and_stays_out_of_the_workflow(drv, co
     plain = drv.execute_script("return app.graph.getNodeById(arguments[0]).widgets.map((w) => w.name)", est)
     assert WIDGET not in plain, "the result box must not exist before the node has run"
 
-    _, entry = _queue_from_page(drv, comfy_server.url)
+    _, entry = _queue_from_page(drv, web_server.url)
     assert entry["status"]["status_str"] == "success", _error_of(entry)
     served = entry["outputs"][str(est)]["text"][0]
     assert "source: fov" in served and "horizontal 70.00 deg" in served
@@ -153,7 +156,7 @@ def test_intrinsics_text_shows_on_the_node_and_stays_out_of_the_workflow(drv, co
     drv.save_screenshot(str(artifacts / "web_results_1_intrinsics.png"))
 
     saved = drv.execute_script("return app.graph.serialize()")
-    node = next(n for n in saved["nodes"] if n["id"] == est)
+    node = next(n for n in saved["nodes"] if str(n["id"]) == str(est))   # 1.58.1: ids are strings in the page
     assert len(node["widgets_values"]) == len(plain)
     assert "source: fov" not in json.dumps(saved), "the result text leaked into the saved workflow"
     prompt = drv.execute_async_script(GRAPH_TO_PROMPT)
@@ -163,14 +166,14 @@ def test_intrinsics_text_shows_on_the_node_and_stays_out_of_the_workflow(drv, co
 
     # a second run replaces the text instead of adding another box
     drv.execute_script(SET_WIDGETS, est, {"fov_deg": 80.0})
-    _, entry = _queue_from_page(drv, comfy_server.url)
+    _, entry = _queue_from_page(drv, web_server.url)
     assert entry["status"]["status_str"] == "success", _error_of(entry)
     state = _wait_result(drv, est, "horizontal 80.00 deg")
     assert state["text"] == entry["outputs"][str(est)]["text"][0]
     assert state["widgets"].count(WIDGET) == 1
 
 
-def test_fast_preview_workflow_from_the_page_shows_video_and_intrinsics(drv, comfy_server, artifacts):
+def test_fast_preview_workflow_from_the_page_shows_video_and_intrinsics(drv, web_server, artifacts):
     from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH
 
     workflow = json.loads((REPO / "workflows" / "sana_wm_fast_preview.json").read_text())
@@ -186,7 +189,7 @@ def test_fast_preview_workflow_from_the_page_shows_video_and_intrinsics(drv, com
     drv.execute_script(SET_WIDGETS, ids["SanaWMSampler"], {"steps": 1})
     drv.execute_script(SET_WIDGETS, ids[ESTIMATE], {"pi3x_checkpoint": "pi3x_tiny.safetensors"})
 
-    _, entry = _queue_from_page(drv, comfy_server.url, timeout=600)
+    _, entry = _queue_from_page(drv, web_server.url, timeout=600)
     assert entry["status"]["status_str"] == "success", _error_of(entry)
     sent = entry["prompt"][2]   # what the page queued: the sizes set in the page, no result text
     assert sent[str(ids["SanaWMImageToVideo"])]["inputs"]["width"] == TINY_WIDTH
@@ -197,7 +200,8 @@ def test_fast_preview_workflow_from_the_page_shows_video_and_intrinsics(drv, com
 
     video = wait_for(drv, VIDEO_SRC, ids[SAVE], timeout=30, what="the video preview of SanaWMSaveVideo")
     assert "/view?" in video["src"] and f"filename={videos[0]['filename']}" in video["src"]
-    assert "type=output" in video["src"] and video["connected"] and "video-preview" in video["widgets"]
+    assert "type=output" in video["src"] and video["connected"]
+    assert video["inNode"] if drv.sanawm_mode.vue_nodes else "video-preview" in video["widgets"]
     assert (video["width"], video["height"]) == (TINY_WIDTH, TINY_HEIGHT)
     drv.save_screenshot(str(artifacts / "web_results_2_video.png"))
 

@@ -62,6 +62,33 @@ def test_shipped_workflow_writes_h264_at_16fps(name, comfy, inputs, tmp_path):
     assert cams, "the camera path JSON is not reported next to the video"
     cam = json.loads(comfy.view(**cams[0]))
     assert np.asarray(cam["c2w"]).shape[1:] == (4, 4)
+    _assert_latent_previews(wf, res, refined=REFINED[name])
+
+
+def _assert_latent_previews(wf: dict, res, refined: bool) -> None:
+    """The server runs with `--preview-method auto` (as `make serve` does): the sampler sends one JPEG per step
+    and the refiner one per chunk, each a picture of the latent at the tiny size."""
+    import io
+
+    from PIL import Image
+
+    ids = {node["class_type"]: nid for nid, node in wf.items()}
+    expect = {ids["SanaWMSampler"]: STEPS}
+    if refined:
+        from sana_wm_core.refiner import RefineSettings
+        from sana_wm_core.refiner.loop import plan_chunks
+
+        settings = RefineSettings()
+        chunks = plan_chunks((FRAMES - 1) // 8 + 1, int(settings.sink_size), int(settings.block_size))
+        expect[ids["SanaWMRefine"]] = len(chunks)
+    for node, count in expect.items():
+        frames = res.previews.get(node, [])
+        assert len(frames) == count, (node, {k: len(v) for k, v in res.previews.items()})
+        for frame in frames:
+            kind, fmt = int.from_bytes(frame[:4], "big"), int.from_bytes(frame[4:8], "big")
+            assert (kind, fmt) == (1, 1)   # PREVIEW_IMAGE, JPEG
+            img = Image.open(io.BytesIO(frame[8:]))
+            assert img.format == "JPEG" and img.size[0] > img.size[1] > 0
 
 
 def test_queue_batch_runs_three_jobs(comfy, comfy_server, inputs, tmp_path):

@@ -15,7 +15,7 @@ The sink frame is copied through untouched; decoders drop its pixel frame (`Sana
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -157,6 +157,7 @@ def refine_latents(
     host: Host | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
+    preview_of: Callable[[torch.Tensor], Any] | None = None,
 ) -> torch.Tensor:
     """Refines `(B,C,T,h,w)` Stage-1 latents; returns the same shape with frames `[:sink]` unchanged.
 
@@ -234,6 +235,7 @@ def refine_latents(
             history = max_history
 
         out[:, :, start:end] = x
-        host.progress(idx + 1, len(chunks))
+        # `preview_of(latents)` draws the latent refined so far, only when the host asks for the picture
+        host.progress(idx + 1, len(chunks), None if preview_of is None else (lambda: preview_of(out)))
     cache.clear()
     return out

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from ..latent import SanaWMLatent, require_latent
 from ..runtime.host import Host
+from ..sampling.preview import latent_preview
 from .loading import RefinerPaths, load_connectors, load_refiner_transformer, load_text_encoder, load_tokenizer
 from .loop import RefineSettings, check_latents, refine_latents
 from ..runtime.offload import BlockOffloader, move_materialised
@@ -148,6 +149,7 @@ class SanaWMRefiner:
         host: Host | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
         check_interrupt: Callable[[], None] | None = None,
+        preview_of: Callable[[torch.Tensor], Any] | None = None,
     ) -> torch.Tensor:
         """Refined latents on CPU (same shape; frame 0 bit-identical). Noise comes from a CPU generator.
         Progress per chunk and cancel go through `host` (or the plain callables, see `refine_latents`)."""
@@ -166,7 +168,7 @@ class SanaWMRefiner:
             out = refine_latents(
                 net, latents, ctx.to(self.device), mask.to(self.device), fps=float(fps), generator=gen,
                 dtype=self.options.dtype, settings=settings, host=host, on_chunk=on_chunk,
-                check_interrupt=check_interrupt,
+                check_interrupt=check_interrupt, preview_of=preview_of,
             )
             return out.to("cpu")
         finally:
@@ -197,8 +199,10 @@ class SanaWMRefiner:
         """The refined SANAWM_LATENT: its fps scales the temporal RoPE, an empty `prompt` means the Stage-1
         prompt it carries (`prompt_for`), and the decoder then drops the sink's pixel frame."""
         text = self.prompt_for(latent, prompt)
+        proj = latent.preview_proj
+        preview_of = None if proj is None else (lambda z: latent_preview(z, proj))   # Stage 1's colours
         out = self.refine(latent.samples, text, seed=seed, fps=latent.fps, settings=settings, host=host,
-                          on_chunk=on_chunk, check_interrupt=check_interrupt)
+                          on_chunk=on_chunk, check_interrupt=check_interrupt, preview_of=preview_of)
         return latent.with_refined(out.to(latent.samples.dtype), settings.sink_size, refine_seed=int(seed))
 
     def free(self) -> None:

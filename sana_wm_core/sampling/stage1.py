@@ -180,7 +180,8 @@ def stage1_latent(cond: Stage1Conditioning, samples: torch.Tensor, plan: Stage1P
                         camera=cond.camera, prompt=cond.prompt,
                         generation={"seed": int(plan.seed), "steps": int(plan.steps),
                                     "cfg": float(plan.guidance_scale), "sampler": plan.sampler,
-                                    "flow_shift": float(plan.flow_shift), **plan.options})
+                                    "flow_shift": float(plan.flow_shift), **plan.options},
+                        preview_proj=cond.preview_proj)
 
 
 def sample_stage1_latent(transformer: VelocityModel, cond: Stage1Conditioning, *, steps: int = 60,

@@ -97,7 +97,7 @@ class CameraUpload {
     document.body.appendChild(this.input);
 
     this.widget = this.node.addWidget("button", "upload_camera_file", null, () => this.input.click(),
-      { serialize: false, canvasOnly: true });
+      { serialize: false });   // not canvasOnly: Nodes 2.0 must draw it too
     this.widget.serialize = false;
     this.widget.label = label();
     if (!suffixes.length) {

@@ -81,6 +81,7 @@ function resultBox(node) {
   });
   widget.serialize = false;    // not in widgets_values
   widget.sanawmElement = area;
+  widget.sanawmHeight = height;
   return widget;
 }
 
@@ -89,6 +90,8 @@ export function showResultText(node, text) {
   const widget = resultBox(node);
   widget.sanawmElement.value = text;
   node.sanawmResultText = text;
+  // Nodes 2.0 lays DOM widgets out with CSS, not getMinHeight: the box asks for its rows itself
+  widget.sanawmElement.style.minHeight = `${widget.sanawmHeight()}px`;
   try {
     const width = Math.max(node.size[0], MIN_WIDTH);
     node.setSize([width, node.size[1]]);          // the text wraps to this width ...

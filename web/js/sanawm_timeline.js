@@ -202,6 +202,10 @@ export class ActionTimeline {
   }
 
   render() {
+    for (const b of this.buttons.querySelectorAll("button.sanawm-tl-add")) {   // tooltips in the current key map
+      const keys = b.dataset.keys;
+      b.title = `add ${keys}-${DEFAULT_FRAMES}: ${describeKeys(keys, this.keyMap)} for ${DEFAULT_FRAMES} frames`;
+    }
     this.track.replaceChildren();
     if (!this.segments.length) this.track.append(el("div", "sanawm-tl-empty", "no segments"));
     this.segments.forEach((seg, i) => {
