@@ -1,0 +1,124 @@
+"""SANA-WM as a core ComfyUI MODEL: a `comfy.model_base.BaseModel` around the pack's Stage-1 DiT.
+
+Core samplers (KSampler, SamplerCustom, SamplerCustomAdvanced) drive it like LTX-Video or Wan:
+- flow model sampling (`ModelType.FLOW`, CONST prediction) at the release's shift, `timestep = sigma * 1000`;
+- the prompt embedding is `c_crossattn`, its padding mask `attention_mask`, and the camera tensors travel in
+  the conditioning as `sanawm_raymap` (1,L,20) and `sanawm_plucker` (1,48,L,h,w) (`extra_conds`);
+- the image-pinned first latent frame is the LATENT's `noise_mask` (0 = pinned): pinned frames get timestep
+  0 (`process_timestep`) and are never re-noised (`scale_latent_inpaint` returns the clean latent), exactly
+  what the pack's `flow_euler_ltx` sampler and diffusers' pipeline do.
+Identical weights, noise, sigmas and cfg give the pack's own sampler's latents (tests/test_native_model.py).
+This module works on ComfyUI 0.3.75 and on current releases: it only overrides BaseModel hooks both have.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+import comfy.conds
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.supported_models_base
+
+RAYMAP_KEY = "sanawm_raymap"
+PLUCKER_KEY = "sanawm_plucker"
+TIMESTEP_MULTIPLIER = 1000     # the DiT is trained on t = 1000 * sigma
+
+
+class SanaWMLatentFormat(comfy.latent_formats.LatentFormat):
+    """The Stage-1 latent as the sampler sees it: already normalised by the VAE encoder (identity here)."""
+
+    latent_dimensions = 3
+
+    def __init__(self, channels: int = 128) -> None:
+        self.latent_channels = int(channels)
+        self.scale_factor = 1.0
+
+
+class SanaWMModelConfig(comfy.supported_models_base.BASE):
+    """What ComfyUI's BaseModel reads from a model config: flow sampling at the release's shift."""
+
+    unet_config = {"disable_unet_model_creation": True}
+    unet_extra_config = {}
+    latent_format = SanaWMLatentFormat
+    memory_usage_factor = 2.0
+    supported_inference_dtypes = [torch.bfloat16, torch.float16, torch.float32]
+
+    def __init__(self, flow_shift: float, latent_channels: int, dtype: Optional[torch.dtype] = None) -> None:
+        super().__init__(dict(self.unet_config))
+        self.sampling_settings = {"shift": float(flow_shift), "multiplier": TIMESTEP_MULTIPLIER}
+        self.latent_format = SanaWMLatentFormat(latent_channels)
+        self.unet_config["dtype"] = dtype
+
+
+class ComfyDiT(torch.nn.Module):
+    """The DiT behind ComfyUI's calling convention `(x, t, context=..., **extra_conds)`."""
+
+    def __init__(self, dit: torch.nn.Module) -> None:
+        super().__init__()
+        self.dit = dit
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.dit.compute_dtype
+
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, context: Optional[torch.Tensor] = None,
+                attention_mask: Optional[torch.Tensor] = None, control: Any = None,
+                transformer_options: Optional[dict] = None, **extra: Any) -> torch.Tensor:
+        return self.dit(x, timestep, context, encoder_attention_mask=attention_mask,
+                        camera_conditions=extra.get(RAYMAP_KEY), chunk_plucker=extra.get(PLUCKER_KEY))
+
+
+class SanaWMBaseModel(comfy.model_base.BaseModel):
+    """A core MODEL whose diffusion model is the pack's DiT (`SanaWMTransformer`)."""
+
+    def __init__(self, dit: torch.nn.Module, flow_shift: float, device: Optional[torch.device] = None) -> None:
+        config = SanaWMModelConfig(flow_shift, int(dit.config.in_channels), getattr(dit, "compute_dtype", None))
+        super().__init__(config, comfy.model_base.ModelType.FLOW, device=device)
+        self.diffusion_model = ComfyDiT(dit)
+        self.flow_shift = float(flow_shift)
+
+    @property
+    def dit(self) -> torch.nn.Module:
+        return self.diffusion_model.dit
+
+    def extra_conds(self, **kwargs: Any) -> dict:
+        out = super().extra_conds(**kwargs)
+        for key in ("attention_mask", RAYMAP_KEY, PLUCKER_KEY):
+            value = kwargs.get(key)
+            if value is not None:
+                out[key] = comfy.conds.CONDRegular(value)
+        denoise_mask = kwargs.get("concat_mask", kwargs.get("denoise_mask"))
+        if denoise_mask is not None:
+            out["denoise_mask"] = comfy.conds.CONDRegular(denoise_mask)
+        return out
+
+    def process_timestep(self, timestep: torch.Tensor, x: Optional[torch.Tensor] = None,
+                         denoise_mask: Optional[torch.Tensor] = None, **kwargs: Any) -> torch.Tensor:
+        """Per-frame timesteps (B,1,L): the sampler's t on frames being denoised, 0 on pinned frames."""
+        if denoise_mask is None:
+            return timestep
+        frame_mask = denoise_mask[:, :1, :, 0, 0].to(timestep.dtype)                # (B,1,L)
+        return timestep.view(-1, 1, 1) * frame_mask
+
+    def scale_latent_inpaint(self, sigma, noise, latent_image, **kwargs):
+        """Pinned frames stay the clean image latent at every step (never re-noised)."""
+        return latent_image
+
+    def memory_required(self, input_shape, cond_shapes=None) -> int:
+        estimate = getattr(self.dit, "memory_required", None)
+        return int(estimate(input_shape)) if estimate is not None else super().memory_required(input_shape)
+
+
+def wrap_as_core_model(dit: torch.nn.Module, flow_shift: float,
+                       load_device: Optional[torch.device] = None,
+                       offload_device: Optional[torch.device] = None) -> comfy.model_patcher.ModelPatcher:
+    """A ModelPatcher over `SanaWMBaseModel(dit)`: the value of a core MODEL socket."""
+    load_device = load_device if load_device is not None else mm.get_torch_device()
+    offload_device = offload_device if offload_device is not None else mm.unet_offload_device()
+    base = SanaWMBaseModel(dit, flow_shift, device=offload_device)
+    return comfy.model_patcher.ModelPatcher(base, load_device=load_device, offload_device=offload_device,
+                                            size=mm.module_size(base))

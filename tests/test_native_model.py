@@ -1,0 +1,117 @@
+"""SANA-WM as a core MODEL: ComfyUI's own samplers reproduce the pack's sampler (and so diffusers' pipeline).
+
+In-process against the real ComfyUI 0.3.75 sampling code (`comfy.sample`, `comfy.samplers`), CPU, fp32, the
+tiny release checkpoints. SamplerCustom's path (`comfy.sample.sample_custom` with the `euler` sampler and the
+release sigmas) must equal `sample_stage1` within 1e-5 relative; KSampler's path with stock schedulers runs
+and keeps the pinned first frame.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+import test_pipeline_parity as parity
+import test_sampling_support as tiny
+from sana_wm_core.model import load_transformer, read_release
+from sana_wm_core.sampling import build_stage1_conditioning, flow_schedule, sample_stage1
+from sana_wm_core.text import GemmaPromptEncoder
+from sana_wm_core.vae import LTX2Vae
+
+REPO = Path(__file__).resolve().parents[1]
+COMFY = REPO / ".venv" / "ComfyUI"
+PACK = "sanawm_pack_under_test"
+STEPS, SEED, CFG = 4, 0, 5.0
+
+
+def _import_pack_module(name: str):
+    for pkg, folder in ((PACK, REPO), (f"{PACK}.nodes", REPO / "nodes")):
+        if pkg not in sys.modules:
+            mod = types.ModuleType(pkg)
+            mod.__path__ = [str(folder)]
+            sys.modules[pkg] = mod
+    return importlib.import_module(f"{PACK}.nodes.{name}")
+
+
+@pytest.fixture(scope="module")
+def comfy_core():
+    if not (COMFY / "comfy").is_dir():
+        pytest.skip("ComfyUI runtime not installed (.venv/ComfyUI)")
+    sys.path.insert(0, str(COMFY))
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True
+    import comfy.model_management as mm
+    import comfy.sample
+    import comfy.samplers
+
+    yield types.SimpleNamespace(model=_import_pack_module("native_model"), cond=_import_pack_module("native_cond"),
+                                sample=comfy.sample, samplers=comfy.samplers, mm=mm)
+    mm.unload_all_models()
+
+
+@pytest.fixture(scope="module")
+def stage1(tiny_models):
+    repo = tiny_models / "sana_wm" / "SANA-WM_bidirectional"
+    rel = read_release(repo)
+    dit = load_transformer(rel.dit_path, dtype="fp32", device="cpu")
+    text = GemmaPromptEncoder.from_folder(tiny_models / "text_encoders" / "gemma-2-2b-it", dtype=torch.float32,
+                                          device="cpu", chi_prompt=rel.chi_prompt)
+    vae = LTX2Vae.from_folder(repo, dtype=torch.float32, device="cpu")
+    cond = build_stage1_conditioning(tiny.image(), parity._camera(), text, vae, tiny.PROMPT, num_frames=17,
+                                     height=96, width=128)
+    ours = sample_stage1(dit, cond, steps=STEPS, guidance_scale=CFG, seed=SEED, flow_shift=rel.flow_shift)
+    return types.SimpleNamespace(dit=dit, cond=cond, shift=rel.flow_shift, ours=ours)
+
+
+def _core_inputs(comfy_core, stage1):
+    cpu = torch.device("cpu")
+    patcher = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, cpu, cpu)
+    positive, negative, latent = comfy_core.cond.core_conditioning(stage1.cond)
+    noise = comfy_core.sample.prepare_noise(latent["samples"], SEED)
+    return patcher, positive, negative, latent, noise
+
+
+def _assert_first_frame_is_the_image(out: torch.Tensor, stage1) -> None:
+    """ComfyUI's sampler state at a pinned frame walks from the noise to the clean latent (the model only ever
+    sees the clean latent there), so the last Euler step lands on it up to float rounding, not bit for bit."""
+    image = stage1.cond.image_latent.to(out.dtype)
+    err = float((out[:, :, :1] - image).abs().max() / image.abs().max())
+    assert err < 1e-6, f"pinned frame drifted from the image latent by {err:.2e} (relative)"
+
+
+def test_sampler_custom_euler_with_release_sigmas_equals_pack_sampler(comfy_core, stage1):
+    patcher, positive, negative, latent, noise = _core_inputs(comfy_core, stage1)
+    sigmas = flow_schedule(STEPS, stage1.shift).sigmas
+    sampler = comfy_core.samplers.sampler_object("euler")
+    out = comfy_core.sample.sample_custom(patcher, noise, CFG, sampler, sigmas, positive, negative,
+                                          latent["samples"], noise_mask=latent["noise_mask"], disable_pbar=True,
+                                          seed=SEED)
+    ours = stage1.ours
+    rel = float((out - ours).abs().max() / ours.abs().max())
+    print(f"\nSamplerCustom(euler, release sigmas) vs sample_stage1: max relative diff {rel:.2e}")
+    assert out.shape == ours.shape
+    assert rel < 1e-5
+    _assert_first_frame_is_the_image(out, stage1)
+
+
+@pytest.mark.parametrize("scheduler", ["simple", "normal", "beta"])
+def test_ksampler_with_stock_schedulers_runs_and_keeps_the_first_frame(comfy_core, stage1, scheduler):
+    patcher, positive, negative, latent, noise = _core_inputs(comfy_core, stage1)
+    out = comfy_core.sample.sample(patcher, noise, 3, CFG, "euler", scheduler, positive, negative,
+                                   latent["samples"], denoise=1.0, noise_mask=latent["noise_mask"],
+                                   disable_pbar=True, seed=SEED)
+    assert out.shape == stage1.ours.shape and torch.isfinite(out).all()
+    _assert_first_frame_is_the_image(out, stage1)
+    assert not torch.equal(out[:, :, 1:], latent["samples"][:, :, 1:]), "nothing was denoised"
+
+
+def test_model_sampling_uses_the_release_shift(comfy_core, stage1):
+    patcher = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, torch.device("cpu"), torch.device("cpu"))
+    ms = patcher.get_model_object("model_sampling")
+    assert ms.shift == pytest.approx(stage1.shift) and ms.multiplier == 1000
+    assert float(ms.timestep(torch.tensor(0.5))) == 500.0
