@@ -8,7 +8,7 @@ import logging
 
 log = logging.getLogger("sana_wm")
 
-_FAMILIES = ("camera", "intrinsics", "models", "sampling", "refine", "output", "routes", "prompt_guard")
+_FAMILIES = ("camera", "intrinsics", "models", "sampling", "native", "refine", "output", "routes", "prompt_guard")
 _COMFYUI_MODULES = ("comfy", "comfy_api", "comfy_execution", "folder_paths", "server", "node_helpers")
 
 NODE_CLASS_MAPPINGS: dict = {}
@@ -30,4 +30,5 @@ for _name in _FAMILIES:
         log.warning("SANA-WM: %s nodes disabled: %s: %s", _name, type(exc).__name__, exc)
         continue
     NODE_CLASS_MAPPINGS.update(getattr(_mod, "NODE_CLASS_MAPPINGS", {}))
+    NODE_CLASS_MAPPINGS.update({node.__name__: node for node in getattr(_mod, "NODES", ())})  # V3 families
     NODE_DISPLAY_NAME_MAPPINGS.update(getattr(_mod, "NODE_DISPLAY_NAME_MAPPINGS", {}))

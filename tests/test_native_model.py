@@ -50,7 +50,8 @@ def comfy_core():
     import comfy.samplers
 
     yield types.SimpleNamespace(model=_import_pack_module("native_model"), cond=_import_pack_module("native_cond"),
-                                sample=comfy.sample, samplers=comfy.samplers, mm=mm)
+                                nodes=_import_pack_module("native"), sample=comfy.sample, samplers=comfy.samplers,
+                                mm=mm)
     mm.unload_all_models()
 
 
@@ -115,3 +116,15 @@ def test_model_sampling_uses_the_release_shift(comfy_core, stage1):
     ms = patcher.get_model_object("model_sampling")
     assert ms.shift == pytest.approx(stage1.shift) and ms.multiplier == 1000
     assert float(ms.timestep(torch.tensor(0.5))) == 500.0
+
+
+def test_scheduler_node_gives_the_release_sigmas_and_follows_model_sampling_sd3(comfy_core, stage1):
+    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
+
+    patcher = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, torch.device("cpu"), torch.device("cpu"))
+    node = comfy_core.nodes.SanaWMScheduler
+    sigmas = node.execute(patcher, 60, 0.0).result[0]
+    assert torch.equal(sigmas, flow_schedule(60, stage1.shift).sigmas)
+    assert torch.equal(node.execute(patcher, 8, 7.5).result[0], flow_schedule(8, 7.5).sigmas)
+    shifted = ModelSamplingSD3().patch(patcher, 5.0)[0]
+    assert torch.equal(node.execute(shifted, 8, 0.0).result[0], flow_schedule(8, 5.0).sigmas)
