@@ -1,7 +1,9 @@
-"""Collects the node families; a family whose optional dependency is missing is skipped with one log line.
+"""Collects the node families and hands their V3 nodes to ComfyUI (`comfy_entrypoint`); a family whose optional
+dependency is missing is skipped with one log line.
 
-Each module in `_FAMILIES` exports NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS. Importing this
-package must never take ComfyUI down, so every family is imported on its own.
+Each module in `_FAMILIES` exports NODES, a list of `io.ComfyNode` classes (routes.py registers HTTP routes and
+prompt_guard.py an aiohttp middleware; they have none). Importing this package must never take ComfyUI down, so
+every family is imported on its own and every node's schema is checked on its own before ComfyUI sees it.
 """
 import importlib
 import logging
@@ -11,8 +13,7 @@ log = logging.getLogger("sana_wm")
 _FAMILIES = ("camera", "intrinsics", "models", "sampling", "native", "refine", "output", "routes", "prompt_guard")
 _COMFYUI_MODULES = ("comfy", "comfy_api", "comfy_execution", "folder_paths", "server", "node_helpers")
 
-NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+NODES: list = []
 
 for _name in _FAMILIES:
     try:
@@ -29,6 +30,36 @@ for _name in _FAMILIES:
     except Exception as exc:  # noqa: BLE001 - a broken family must not break ComfyUI
         log.warning("SANA-WM: %s nodes disabled: %s: %s", _name, type(exc).__name__, exc)
         continue
-    NODE_CLASS_MAPPINGS.update(getattr(_mod, "NODE_CLASS_MAPPINGS", {}))
-    NODE_CLASS_MAPPINGS.update({node.__name__: node for node in getattr(_mod, "NODES", ())})  # V3 families
-    NODE_DISPLAY_NAME_MAPPINGS.update(getattr(_mod, "NODE_DISPLAY_NAME_MAPPINGS", {}))
+    NODES.extend(getattr(_mod, "NODES", ()))
+
+
+def checked_nodes() -> list:
+    """NODES whose schema builds; ComfyUI drops the whole pack when one schema raises, so a broken node is
+    logged and left out instead."""
+    ok = []
+    for node in NODES:
+        try:
+            node.GET_SCHEMA()
+        except Exception as exc:  # noqa: BLE001 - one broken node must not hide the others
+            log.warning("SANA-WM: node %s disabled: %s: %s", node.__name__, type(exc).__name__, exc)
+            continue
+        ok.append(node)
+    return ok
+
+
+try:
+    from comfy_api.latest import ComfyExtension
+except ModuleNotFoundError:  # imported outside ComfyUI: no nodes to offer
+    ComfyExtension = object
+
+
+class SanaWMExtension(ComfyExtension):
+    """The pack as a ComfyUI V3 extension."""
+
+    async def get_node_list(self) -> list:
+        return checked_nodes()
+
+
+async def comfy_entrypoint() -> SanaWMExtension:
+    """ComfyUI's V3 entry point (used because the pack exports no NODE_CLASS_MAPPINGS)."""
+    return SanaWMExtension()

@@ -31,12 +31,13 @@ from comfy.patcher_extension import CallbacksMP
 
 from ..sana_wm_core.model.offload import DEFAULT_BLOCKS_RESIDENT, disable_block_offload, enable_block_offload
 
+log = logging.getLogger("sana_wm")
 STREAM_BUFFERS = 2          # the block being computed + the one being prefetched
 
 
 def _log_detach(patcher: "comfy.model_patcher.ModelPatcher", unpatch_all: bool) -> None:
     if unpatch_all:       # False = ComfyUI re-registering a loaded model: nothing moves
-        logging.info("SANA-WM: Stage-1 DiT released to %s by ComfyUI model management", patcher.offload_device)
+        log.info("SANA-WM: Stage-1 DiT released to %s by ComfyUI model management", patcher.offload_device)
 
 
 def _param_device(model: torch.nn.Module, default: torch.device) -> torch.device:
@@ -102,8 +103,8 @@ class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
         enable_block_offload(self.model, device_to, blocks_resident=k)
         self.model.device = device_to
         self.model.model_loaded_weight_memory = self.footprint(k)
-        logging.info("SANA-WM: block offload on %s, %d of %d blocks resident, %.1f MB on the device",
-                     device_to, k, len(self.model.blocks), self.footprint(k) / 2 ** 20)
+        log.info("SANA-WM: block offload on %s, %d of %d blocks resident, %.1f MB on the device",
+                 device_to, k, len(self.model.blocks), self.footprint(k) / 2 ** 20)
         return self.loaded_size() - before
 
     def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False) -> int:

@@ -9,10 +9,12 @@ import os
 from pathlib import Path
 
 import folder_paths
+from comfy_api.latest import io
 
 from ..sana_wm_core.camera import load_intrinsics_file
 from ..sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
 from ..sana_wm_core.pi3x import HUB_CHOICE, METHODS, estimate_intrinsics, image_from_tensor, resolve_checkpoint
+from .types import Intrinsics
 
 log = logging.getLogger("sana_wm")
 PI3X_FOLDER = "pi3x"
@@ -48,50 +50,49 @@ def _device():
     return mm.get_torch_device()
 
 
-class SanaWMEstimateIntrinsics:
+class SanaWMEstimateIntrinsics(io.ComfyNode):
     """Camera intrinsics (fx, fy, cx, cy) of the input image for the camera nodes' `intrinsics` input."""
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "image": ("IMAGE", {"tooltip": "The first frame (the image SANA-WM will animate), uncropped. "
-                                               "Only the first image of a batch is used."}),
-                "method": (list(METHODS), {"default": "pi3x", "tooltip":
-                           "pi3x: estimate with the Pi3X network, as the reference does when no intrinsics are "
-                           "given. exif: the photo's 35 mm-equivalent focal length (needs exif_image). fov: the "
-                           "horizontal field of view typed in fov_deg."}),
-                "fov_deg": ("FLOAT", {"default": 60.0, "min": 1.0, "max": 179.0, "step": 0.5, "tooltip":
-                            "Horizontal field of view in degrees for method 'fov' and as the last fallback. "
-                            "SANA-WM accepts 25-120 degrees on both axes (square pixels)."}),
-                "fallback": ("BOOLEAN", {"default": True, "tooltip":
-                             "When the chosen method cannot answer (no Pi3X weights offline, no EXIF focal, an "
-                             "implausible estimate), try the next: pi3x -> exif -> fov. The output says which "
-                             "was used."}),
-                "pi3x_checkpoint": (_pi3x_choices(), {"tooltip":
-                                    "Pi3X weights from models/pi3x/, or the hub repo yyfz233/Pi3X "
-                                    "(downloaded once into models/pi3x/Pi3X/)."}),
-            },
-            "optional": {
-                "exif_image": (_input_images(), {"default": NO_FILE, "tooltip":
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SanaWMEstimateIntrinsics",
+            display_name="SANA-WM Estimate Intrinsics",
+            category="SANA-WM/camera",
+            description=("Estimates the input image's camera intrinsics with Pi3X (or from EXIF, or from a FOV) and "
+                         "shows fx, fy, the fields of view and the source used."),
+            inputs=[
+                io.Image.Input("image", tooltip="The first frame (the image SANA-WM will animate), uncropped. "
+                                                "Only the first image of a batch is used."),
+                io.Combo.Input("method", options=list(METHODS), default="pi3x", tooltip=
+                               "pi3x: estimate with the Pi3X network, as the reference does when no intrinsics are "
+                               "given. exif: the photo's 35 mm-equivalent focal length (needs exif_image). fov: the "
+                               "horizontal field of view typed in fov_deg."),
+                io.Float.Input("fov_deg", default=60.0, min=1.0, max=179.0, step=0.5, tooltip=
+                               "Horizontal field of view in degrees for method 'fov' and as the last fallback. "
+                               "SANA-WM accepts 25-120 degrees on both axes (square pixels)."),
+                io.Boolean.Input("fallback", default=True, tooltip=
+                                 "When the chosen method cannot answer (no Pi3X weights offline, no EXIF focal, an "
+                                 "implausible estimate), try the next: pi3x -> exif -> fov. The output says which "
+                                 "was used."),
+                io.Combo.Input("pi3x_checkpoint", options=_pi3x_choices(), tooltip=
+                               "Pi3X weights from models/pi3x/, or the hub repo yyfz233/Pi3X "
+                               "(downloaded once into models/pi3x/Pi3X/)."),
+                io.Combo.Input("exif_image", options=_input_images(), default=NO_FILE, optional=True, tooltip=
                                "The same picture as a file in ComfyUI's input folder, to read its EXIF focal "
-                               "length (IMAGE tensors carry no EXIF). 'none' skips EXIF."}),
-            },
-        }
+                               "length (IMAGE tensors carry no EXIF). 'none' skips EXIF."),
+            ],
+            outputs=[Intrinsics.Output(display_name="intrinsics", tooltip=(
+                "Intrinsics in pixels of the input image, for a camera node's optional intrinsics input."))],
+            # Not an output node (its intrinsics always feed a camera node): a prompt whose video branch is
+            # invalid is then refused whole (HTTP 400). ComfyUI still sends and stores the `ui` text of every
+            # node that runs.
+            is_output_node=False,
+        )
 
-    RETURN_TYPES = ("SANAWM_INTRINSICS",)
-    RETURN_NAMES = ("intrinsics",)
-    OUTPUT_TOOLTIPS = ("Intrinsics in pixels of the input image, for a camera node's optional intrinsics input.",)
-    FUNCTION = "estimate"
-    # Not an output node (its intrinsics always feed a camera node): a prompt whose video branch is invalid
-    # is then refused whole (HTTP 400). ComfyUI still sends and stores the `ui` text of every node that runs.
-    OUTPUT_NODE = False
-    CATEGORY = "SANA-WM/camera"
-    DESCRIPTION = ("Estimates the input image's camera intrinsics with Pi3X (or from EXIF, or from a FOV) and "
-                   "shows fx, fy, the fields of view and the source used.")
-
-    def estimate(self, image, method: str, fov_deg: float, fallback: bool, pi3x_checkpoint: str,
-                 exif_image: str = NO_FILE):
+    @classmethod
+    def execute(cls, image, method: str, fov_deg: float, fallback: bool, pi3x_checkpoint: str,
+                exif_image: str = NO_FILE) -> io.NodeOutput:
         pil = image_from_tensor(image)
         exif_source = None
         if exif_image and exif_image != NO_FILE:
@@ -117,7 +118,7 @@ class SanaWMEstimateIntrinsics:
                                      fallback=fallback)
         text = result.summary()
         log.info("SANA-WM intrinsics:\n%s", text)
-        return {"ui": {"text": [text]}, "result": (result.intrinsics,)}
+        return io.NodeOutput(result.intrinsics, ui={"text": [text]})
 
 
 def _intrinsics_files() -> list[str]:
@@ -125,24 +126,25 @@ def _intrinsics_files() -> list[str]:
             if f.lower().endswith(INTRINSICS_SUFFIXES)]
 
 
-class SanaWMLoadIntrinsics:
+class SanaWMLoadIntrinsics(io.ComfyNode):
     """Intrinsics from a file the user already has (the reference's `--intrinsics` .npy)."""
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"file": (_intrinsics_files(), {"tooltip":
-                "A .npy (or .json) in ComfyUI's input folder holding [fx, fy, cx, cy], a 3x3 K, or one of those "
-                "per frame ((F,4) / (F,3,3)), in pixels of the source image."})}}
-
-    RETURN_TYPES = ("SANAWM_INTRINSICS",)
-    RETURN_NAMES = ("intrinsics",)
-    OUTPUT_TOOLTIPS = ("Intrinsics in source-image pixels, for a camera node's optional intrinsics input.",)
-    FUNCTION = "load"
-    CATEGORY = "SANA-WM/camera"
-    DESCRIPTION = "Loads camera intrinsics (fx, fy, cx, cy in source-image pixels) from a .npy or .json file."
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SanaWMLoadIntrinsics",
+            display_name="SANA-WM Load Intrinsics",
+            category="SANA-WM/camera",
+            description="Loads camera intrinsics (fx, fy, cx, cy in source-image pixels) from a .npy or .json file.",
+            inputs=[io.Combo.Input("file", options=_intrinsics_files(), tooltip=
+                    "A .npy (or .json) in ComfyUI's input folder holding [fx, fy, cx, cy], a 3x3 K, or one of those "
+                    "per frame ((F,4) / (F,3,3)), in pixels of the source image.")],
+            outputs=[Intrinsics.Output(display_name="intrinsics", tooltip=(
+                "Intrinsics in source-image pixels, for a camera node's optional intrinsics input."))],
+        )
 
     @classmethod
-    def VALIDATE_INPUTS(cls, file):
+    def validate_inputs(cls, file):
         try:
             cls._read(file)
         except ValueError as exc:
@@ -150,7 +152,7 @@ class SanaWMLoadIntrinsics:
         return True
 
     @classmethod
-    def IS_CHANGED(cls, file):
+    def fingerprint_inputs(cls, file):
         try:
             return os.path.getmtime(resolve_camera_file(file, folder_paths.get_input_directory()))
         except (ValueError, OSError):
@@ -162,11 +164,9 @@ class SanaWMLoadIntrinsics:
             raise ValueError(f"{file!r}: intrinsics files must be .npy or .json")
         return load_intrinsics_file(resolve_camera_file(file, folder_paths.get_input_directory()))
 
-    def load(self, file: str):
-        return (self._read(file),)
+    @classmethod
+    def execute(cls, file: str) -> io.NodeOutput:
+        return io.NodeOutput(cls._read(file))
 
 
-NODE_CLASS_MAPPINGS = {"SanaWMEstimateIntrinsics": SanaWMEstimateIntrinsics,
-                       "SanaWMLoadIntrinsics": SanaWMLoadIntrinsics}
-NODE_DISPLAY_NAME_MAPPINGS = {"SanaWMEstimateIntrinsics": "SANA-WM Estimate Intrinsics",
-                              "SanaWMLoadIntrinsics": "SANA-WM Load Intrinsics"}
+NODES = [SanaWMEstimateIntrinsics, SanaWMLoadIntrinsics]

@@ -15,6 +15,7 @@ import torch
 
 import comfy.model_management as mm
 import folder_paths
+from comfy_api.latest import io
 
 from ..sana_wm_core.model import Stage1Model, read_release
 from ..sana_wm_core.text import GemmaPromptEncoder
@@ -25,6 +26,7 @@ from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
 from .host import ComfyHost
+from .types import Model, TextEncoder, Vae
 
 CATEGORY = "SANA-WM/loaders"
 BIDIRECTIONAL = "Efficient-Large-Model/SANA-WM_bidirectional"
@@ -111,45 +113,47 @@ _STAGE1_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_bidirectional-
                  "SANA-WM_chunk_causal": CHUNK_CAUSAL_REPO}
 
 
-class SanaWMModelLoader:
-    DESCRIPTION = ("Loads SANA-WM's Stage-1 DiT (native implementation) and the release's sampler settings. "
-                   "SANA-WM_bidirectional is the main model. SANA-WM_chunk_causal is the autoregressive teacher "
-                   "(no frame depends on a later chunk; sample it with chunk_flow_euler): NVIDIA releases it as "
-                   "a research checkpoint that may show artifacts. It ships only the DiT and config.yaml; the "
-                   "VAE and refiner come from SANA-WM_bidirectional.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SANAWM_MODEL",)
-    RETURN_NAMES = ("model",)
-    FUNCTION = "load"
-
+class SanaWMModelLoader(io.ComfyNode):
     @classmethod
-    def INPUT_TYPES(cls):
+    def define_schema(cls) -> io.Schema:
         local = _subfolders("sana_wm", _has_stage1)
-        return {"required": {
-            "model": (_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL, DIFFUSERS, "SANA-WM_chunk_causal",
-                                       CHUNK_CAUSAL_REPO]), {"tooltip": (
-                "A folder under models/sana_wm (original layout with dit/ + config.yaml, or the diffusers "
-                "layout), or a Hugging Face repo id that is downloaded there on first use. SANA-WM_chunk_causal "
-                "is the chunk-causal research checkpoint (sampler chunk_flow_euler).")}),
-            "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip": DTYPE_TOOLTIP}),
-            "offload": (["none", "block"], {"default": "none", "tooltip": (
-                "none: ComfyUI's model management places the whole DiT on the GPU (partially when it does not "
-                "fit), keeps it there between prompts and frees it when memory is needed. block: the weights stay "
-                "in CPU RAM; a few blocks are kept on the GPU and the rest stream in one at a time (fits 24 GB "
-                "cards, slower).")}),
-        }, "optional": {
-            "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
-                "Overrides 'model': an absolute path to a release folder or DiT .safetensors file, or "
-                "owner/repo on the Hugging Face Hub.")}),
-            "weight_format": (list(WEIGHT_FORMATS), {"default": "default", "tooltip": WEIGHT_FORMAT_TOOLTIP}),
-        }}
+        return io.Schema(
+            node_id="SanaWMModelLoader",
+            display_name="SANA-WM Model Loader (Stage-1 DiT)",
+            category=CATEGORY,
+            description=("Loads SANA-WM's Stage-1 DiT (native implementation) and the release's sampler settings. "
+                         "SANA-WM_bidirectional is the main model. SANA-WM_chunk_causal is the autoregressive "
+                         "teacher (no frame depends on a later chunk; sample it with chunk_flow_euler): NVIDIA "
+                         "releases it as a research checkpoint that may show artifacts. It ships only the DiT and "
+                         "config.yaml; the VAE and refiner come from SANA-WM_bidirectional."),
+            inputs=[
+                io.Combo.Input("model", options=_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL, DIFFUSERS,
+                                                                 "SANA-WM_chunk_causal", CHUNK_CAUSAL_REPO]), tooltip=(
+                    "A folder under models/sana_wm (original layout with dit/ + config.yaml, or the diffusers "
+                    "layout), or a Hugging Face repo id that is downloaded there on first use. SANA-WM_chunk_causal "
+                    "is the chunk-causal research checkpoint (sampler chunk_flow_euler).")),
+                io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=DTYPE_TOOLTIP),
+                io.Combo.Input("offload", options=["none", "block"], default="none", tooltip=(
+                    "none: ComfyUI's model management places the whole DiT on the GPU (partially when it does not "
+                    "fit), keeps it there between prompts and frees it when memory is needed. block: the weights "
+                    "stay in CPU RAM; a few blocks are kept on the GPU and the rest stream in one at a time (fits "
+                    "24 GB cards, slower).")),
+                io.String.Input("path_or_hub_id", default="", optional=True, tooltip=(
+                    "Overrides 'model': an absolute path to a release folder or DiT .safetensors file, or "
+                    "owner/repo on the Hugging Face Hub.")),
+                io.Combo.Input("weight_format", options=list(WEIGHT_FORMATS), default="default", optional=True,
+                               tooltip=WEIGHT_FORMAT_TOOLTIP),
+            ],
+            outputs=[Model.Output(display_name="model")],
+        )
 
     @classmethod
-    def VALIDATE_INPUTS(cls, dtype, weight_format="default"):
+    def validate_inputs(cls, dtype, weight_format="default"):
         """Also accepts the older dtype value fp8_e4m3 (= bf16 + weight_format fp8_e4m3fn) of saved workflows."""
         return validate_precision(dtype, weight_format)
 
-    def load(self, model, dtype, offload, path_or_hub_id="", weight_format="default"):
+    @classmethod
+    def execute(cls, model, dtype, offload, path_or_hub_id="", weight_format="default") -> io.NodeOutput:
         """Weights go where ComfyUI's own diffusion-model loaders put them (`unet_inital_load_device`: the GPU
         only when the model fits there and it has more free memory than the CPU, else the offload device);
         offload="block" always loads to the CPU. The DiT is handed to ComfyUI's model management as a
@@ -172,83 +176,76 @@ class SanaWMModelLoader:
         dit.device = initial
         patcher = wrap_for_comfy(dit, device, mm.unet_offload_device(),
                                  blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None)
-        return (ComfyStage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
-                                 sampler=info.sampler, patcher=patcher),)
+        return io.NodeOutput(ComfyStage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
+                                              sampler=info.sampler, patcher=patcher))
 
 
-class SanaWMTextEncoderLoader:
-    DESCRIPTION = "Loads gemma-2-2b-it, SANA-WM's Stage-1 prompt encoder (kept in CPU RAM between prompts)."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SANAWM_TEXT_ENCODER",)
-    RETURN_NAMES = ("text_encoder",)
-    FUNCTION = "load"
+class SanaWMTextEncoderLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        local = _subfolders("text_encoders", lambda p: (p / "config.json").is_file() and "gemma" in p.name.lower())
+        return io.Schema(
+            node_id="SanaWMTextEncoderLoader",
+            display_name="SANA-WM Text Encoder Loader (Gemma-2)",
+            category=CATEGORY,
+            description="Loads gemma-2-2b-it, SANA-WM's Stage-1 prompt encoder (kept in CPU RAM between prompts).",
+            inputs=[
+                io.Combo.Input("text_encoder", options=_choices(local, ["gemma-2-2b-it", GEMMA2]), tooltip=(
+                    "A Gemma-2 folder under models/text_encoders (config.json, weights, tokenizer), or a Hugging "
+                    "Face repo id downloaded there on first use.")),
+                io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=DTYPE_TOOLTIP),
+                io.Combo.Input("after_encode", options=["offload", "free"], default="offload", tooltip=(
+                    "offload: move the encoder to CPU RAM after each prompt (fast to reuse). free: drop it "
+                    "entirely after the first encode (saves ~5 GB of RAM; reload for a new prompt).")),
+                io.String.Input("path_or_hub_id", default="", optional=True, tooltip=(
+                    "Overrides 'text_encoder': an absolute folder path (a Gemma-2 folder, or a diffusers SANA-WM "
+                    "folder with text_encoder/ and tokenizer/) or owner/repo on the hub.")),
+            ],
+            outputs=[TextEncoder.Output(display_name="text_encoder")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        local = _subfolders("text_encoders", lambda p: (p / "config.json").is_file() and "gemma" in p.name.lower())
-        return {"required": {
-            "text_encoder": (_choices(local, ["gemma-2-2b-it", GEMMA2]), {"tooltip": (
-                "A Gemma-2 folder under models/text_encoders (config.json, weights, tokenizer), or a Hugging "
-                "Face repo id downloaded there on first use.")}),
-            "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip": DTYPE_TOOLTIP}),
-            "after_encode": (["offload", "free"], {"default": "offload", "tooltip": (
-                "offload: move the encoder to CPU RAM after each prompt (fast to reuse). free: drop it "
-                "entirely after the first encode (saves ~5 GB of RAM; reload for a new prompt).")}),
-        }, "optional": {
-            "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
-                "Overrides 'text_encoder': an absolute folder path (a Gemma-2 folder, or a diffusers SANA-WM "
-                "folder with text_encoder/ and tokenizer/) or owner/repo on the hub.")}),
-        }}
-
-    def load(self, text_encoder, dtype, after_encode, path_or_hub_id=""):
+    def execute(cls, text_encoder, dtype, after_encode, path_or_hub_id="") -> io.NodeOutput:
         folder = resolve(text_encoder, path_or_hub_id, "text_encoders", known={"gemma-2-2b-it": GEMMA2})
         device = _device()
         enc = GemmaPromptEncoder.from_folder(folder, dtype=precision_of(dtype)[1], device=device,
                                              free_after_encode=after_encode == "free")
         enc.offload()
-        return (enc,)
+        return io.NodeOutput(enc)
 
 
-class SanaWMVAELoader:
-    DESCRIPTION = "Loads the LTX-2 video VAE from a SANA-WM release folder (its vae/ subfolder)."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SANAWM_VAE",)
-    RETURN_NAMES = ("vae",)
-    FUNCTION = "load"
+class SanaWMVAELoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        local = _subfolders("sana_wm", lambda p: (p / "vae" / "config.json").is_file())
+        return io.Schema(
+            node_id="SanaWMVAELoader",
+            display_name="SANA-WM VAE Loader (LTX-2)",
+            category=CATEGORY,
+            description="Loads the LTX-2 video VAE from a SANA-WM release folder (its vae/ subfolder).",
+            inputs=[
+                io.Combo.Input("vae", options=_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL]), tooltip=(
+                    "A release folder under models/sana_wm holding vae/ (either layout), or a Hugging Face repo "
+                    "id; only vae/ is downloaded.")),
+                io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=DTYPE_TOOLTIP),
+                io.Combo.Input("tiling", options=list(TILING_PRESETS), default="reference", tooltip=(
+                    "reference: 512 px spatial tiles and 96-frame time windows like the reference (the decode "
+                    "streams window by window). low_memory: 32-frame windows, a much smaller "
+                    "fixed working set for long clips on small GPUs/RAM (seams blended over 8 frames). "
+                    "off: one pass (short clips only).")),
+                io.String.Input("path_or_hub_id", default="", optional=True, tooltip=(
+                    "Overrides 'vae': an absolute path to a release folder or a vae/ folder, or owner/repo.")),
+            ],
+            outputs=[Vae.Output(display_name="vae")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        local = _subfolders("sana_wm", lambda p: (p / "vae" / "config.json").is_file())
-        return {"required": {
-            "vae": (_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL]), {"tooltip": (
-                "A release folder under models/sana_wm holding vae/ (either layout), or a Hugging Face repo "
-                "id; only vae/ is downloaded.")}),
-            "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip": DTYPE_TOOLTIP}),
-            "tiling": (list(TILING_PRESETS), {"default": "reference", "tooltip": (
-                "reference: 512 px spatial tiles and 96-frame time windows like the reference (the decode "
-                "streams window by window). low_memory: 32-frame windows, a much smaller "
-                "fixed working set for long clips on small GPUs/RAM (seams blended over 8 frames). "
-                "off: one pass (short clips only).")}),
-        }, "optional": {
-            "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
-                "Overrides 'vae': an absolute path to a release folder or a vae/ folder, or owner/repo.")}),
-        }}
-
-    def load(self, vae, dtype, tiling, path_or_hub_id=""):
+    def execute(cls, vae, dtype, tiling, path_or_hub_id="") -> io.NodeOutput:
         folder = resolve(vae, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN, patterns=["vae/*"])
         device = _device()
         v = LTX2Vae.from_folder(folder, dtype=precision_of(dtype)[1], device=device,
                                 tiling=TILING_PRESETS[tiling])
-        return (v,)
+        return io.NodeOutput(v)
 
 
-NODE_CLASS_MAPPINGS = {
-    "SanaWMModelLoader": SanaWMModelLoader,
-    "SanaWMTextEncoderLoader": SanaWMTextEncoderLoader,
-    "SanaWMVAELoader": SanaWMVAELoader,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "SanaWMModelLoader": "SANA-WM Model Loader (Stage-1 DiT)",
-    "SanaWMTextEncoderLoader": "SANA-WM Text Encoder Loader (Gemma-2)",
-    "SanaWMVAELoader": "SANA-WM VAE Loader (LTX-2)",
-}
+NODES = [SanaWMModelLoader, SanaWMTextEncoderLoader, SanaWMVAELoader]

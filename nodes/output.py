@@ -11,11 +11,13 @@ import os
 from typing import Any
 
 import folder_paths
+from comfy_api.latest import io
 
 from ..sana_wm_core.latent import require_latent
 from ..sana_wm_core.vae import LTX2Vae, decode_latent_frames, decode_latent_images
 from ..sana_wm_core.video import save_latent_clip
 from .host import ComfyHost
+from .types import Camera, Latent, Vae
 
 CATEGORY = "SANA-WM/output"
 
@@ -27,58 +29,61 @@ def _vae(value: Any) -> LTX2Vae:
     return value
 
 
-class SanaWMDecode:
-    DESCRIPTION = ("Decodes SANA-WM latents to an IMAGE batch. For short clips: a 961-frame clip would be 10 GB "
-                   "of floats; use SANA-WM Save Video for long ones (it streams).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    FUNCTION = "decode"
+class SanaWMDecode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SanaWMDecode",
+            display_name="SANA-WM Decode (IMAGE batch)",
+            category=CATEGORY,
+            description=("Decodes SANA-WM latents to an IMAGE batch. For short clips: a 961-frame clip would be "
+                         "10 GB of floats; use SANA-WM Save Video for long ones (it streams)."),
+            inputs=[
+                Vae.Input("vae", tooltip="The LTX-2 VAE from the SANA-WM VAE Loader."),
+                Latent.Input("latent", tooltip="Latents from the SANA-WM Sampler or Refiner."),
+                io.Int.Input("max_frames", default=321, min=1, max=100001, tooltip=(
+                    "Refuse clips longer than this (they would not fit in RAM as floats); 321 frames at "
+                    "704x1280 is 3.5 GB.")),
+            ],
+            outputs=[io.Image.Output(display_name="images")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "vae": ("SANAWM_VAE", {"tooltip": "The LTX-2 VAE from the SANA-WM VAE Loader."}),
-            "latent": ("SANAWM_LATENT", {"tooltip": "Latents from the SANA-WM Sampler or Refiner."}),
-            "max_frames": ("INT", {"default": 321, "min": 1, "max": 100001, "tooltip": (
-                "Refuse clips longer than this (they would not fit in RAM as floats); 321 frames at "
-                "704x1280 is 3.5 GB.")}),
-        }}
-
-    def decode(self, vae, latent, max_frames):
+    def execute(cls, vae, latent, max_frames) -> io.NodeOutput:
         lat = require_latent(latent)
-        return (decode_latent_images(_vae(vae), lat, max_frames=max_frames),)
+        return io.NodeOutput(decode_latent_images(_vae(vae), lat, max_frames=max_frames))
 
 
-class SanaWMSaveVideo:
-    DESCRIPTION = ("Decodes SANA-WM latents window by window straight into an H.264 mp4 in ComfyUI's output "
-                   "folder, with the camera path saved as JSON beside it; optional WASD + joystick overlay.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("VIDEO",)
-    RETURN_NAMES = ("video",)
-    FUNCTION = "save"
-    OUTPUT_NODE = True
+class SanaWMSaveVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SanaWMSaveVideo",
+            display_name="SANA-WM Save Video (mp4 + camera JSON)",
+            category=CATEGORY,
+            description=("Decodes SANA-WM latents window by window straight into an H.264 mp4 in ComfyUI's output "
+                         "folder, with the camera path saved as JSON beside it; optional WASD + joystick overlay."),
+            inputs=[
+                Vae.Input("vae", tooltip="The LTX-2 VAE from the SANA-WM VAE Loader."),
+                Latent.Input("latent", tooltip="Latents from the SANA-WM Sampler or Refiner."),
+                io.String.Input("filename_prefix", default="SANA-WM/clip", tooltip=(
+                    "File name prefix inside ComfyUI's output folder (subfolders allowed, %date% style "
+                    "variables work as in Save Image).")),
+                io.Boolean.Input("overlay", default=False, tooltip=(
+                    "Burn a WASD + joystick HUD into the video showing the camera motion of each frame.")),
+                io.Float.Input("fps", default=0.0, min=0.0, max=240.0, step=1.0, tooltip=(
+                    "Frame rate of the mp4. 0 = the camera path's fps (16 for SANA-WM).")),
+                io.Int.Input("crf", default=25, min=0, max=51, tooltip=(
+                    "H.264 quality (lower = better, bigger). 25 is what the reference writes.")),
+                Camera.Input("camera", optional=True, tooltip=(
+                    "Overrides the camera path carried by the latent (used for the overlay and the JSON).")),
+            ],
+            outputs=[io.Video.Output(display_name="video")],
+            is_output_node=True,
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "vae": ("SANAWM_VAE", {"tooltip": "The LTX-2 VAE from the SANA-WM VAE Loader."}),
-            "latent": ("SANAWM_LATENT", {"tooltip": "Latents from the SANA-WM Sampler or Refiner."}),
-            "filename_prefix": ("STRING", {"default": "SANA-WM/clip", "tooltip": (
-                "File name prefix inside ComfyUI's output folder (subfolders allowed, %date% style "
-                "variables work as in Save Image).")}),
-            "overlay": ("BOOLEAN", {"default": False, "tooltip": (
-                "Burn a WASD + joystick HUD into the video showing the camera motion of each frame.")}),
-            "fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 240.0, "step": 1.0, "tooltip": (
-                "Frame rate of the mp4. 0 = the camera path's fps (16 for SANA-WM).")}),
-            "crf": ("INT", {"default": 25, "min": 0, "max": 51, "tooltip": (
-                "H.264 quality (lower = better, bigger). 25 is what the reference writes.")}),
-        }, "optional": {
-            "camera": ("SANAWM_CAMERA", {"tooltip": (
-                "Overrides the camera path carried by the latent (used for the overlay and the JSON).")}),
-        }}
-
-    def save(self, vae, latent, filename_prefix, overlay, fps, crf, camera=None):
+    def execute(cls, vae, latent, filename_prefix, overlay, fps, crf, camera=None) -> io.NodeOutput:
         from comfy_api.input_impl import VideoFromFile
 
         lat = require_latent(latent)
@@ -103,9 +108,7 @@ class SanaWMSaveVideo:
                                            overlay=bool(overlay), crf=int(crf))
         ui = {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": (True,),
               "camera_json": [{"filename": json_path.name, "subfolder": subfolder, "type": "output"}]}
-        return {"ui": ui, "result": (VideoFromFile(str(info.path)),)}
+        return io.NodeOutput(VideoFromFile(str(info.path)), ui=ui)
 
 
-NODE_CLASS_MAPPINGS = {"SanaWMDecode": SanaWMDecode, "SanaWMSaveVideo": SanaWMSaveVideo}
-NODE_DISPLAY_NAME_MAPPINGS = {"SanaWMDecode": "SANA-WM Decode (IMAGE batch)",
-                              "SanaWMSaveVideo": "SANA-WM Save Video (mp4 + camera JSON)"}
+NODES = [SanaWMDecode, SanaWMSaveVideo]

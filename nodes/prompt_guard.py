@@ -14,9 +14,6 @@ import logging
 import math
 from typing import Any, Callable
 
-NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
-
 log = logging.getLogger("sana_wm")
 PREFIX = "SanaWM"
 MODEL_REFERENCE_INPUTS = ("path_or_hub_id", "gemma3_folder")
@@ -66,8 +63,8 @@ def input_errors(prompt: dict, node_classes: dict, model_roots: Callable[[], lis
             kind = entry[0]
             opts = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
             if isinstance(value, list):
-                what = f"an {kind} value" if kind == "INT" else (
-                    f"a {kind} value" if isinstance(kind, str) else "one of its choices")
+                what = f"an {kind} value" if kind == "INT" else (   # V3 declares dropdowns as "COMBO"
+                    f"a {kind} value" if isinstance(kind, str) and kind != "COMBO" else "one of its choices")
                 if not _is_link(value, prompt):
                     errors.append(_error(name, f"input '{name}' got the list {value!r:.80}: give {what}, or a "
                                                "link [node_id, output_index] to a node of this prompt", value))

@@ -9,12 +9,14 @@ import os
 
 import comfy.model_management as mm
 import folder_paths
+from comfy_api.latest import io
 
 from ..sana_wm_core.refiner import RefinerOptions, RefineSettings, SanaWMRefiner, locate_refiner
 from ..sana_wm_core.refiner.loading import HUB_REPO
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
 from .host import ComfyHost
+from .types import Latent, Refiner
 from ..sana_wm_core.weights import check_model_reference
 
 CATEGORY = "SANA-WM/refine"
@@ -56,48 +58,48 @@ def _gemma_dir(value: str) -> str | None:
     return value
 
 
-class SanaWMRefinerLoader:
-    DESCRIPTION = ("Points at SANA-WM's Stage-2 refiner (LTX-2 DiT + text connectors + Gemma-3). Nothing is loaded "
-                   "here: the refine node loads what it needs and frees it afterwards.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SANAWM_REFINER",)
-    RETURN_NAMES = ("refiner",)
-    FUNCTION = "load"
-
+class SanaWMRefinerLoader(io.ComfyNode):
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "repo": (_repo_choices(), {"tooltip": "A release folder under models/sana_wm holding refiner/ "
-                                                      "(transformer, connectors, text_encoder)."}),
-                "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip": (
-                    DTYPE_TOOLTIP + " Used by the refiner and Gemma-3 (the release runs bf16).")}),
-                "weight_format": (list(WEIGHT_FORMATS), {"default": "default", "tooltip": WEIGHT_FORMAT_TOOLTIP}),
-                "offload_blocks": ("INT", {
-                    "default": -1, "min": -1, "max": 64,
-                    "tooltip": "-1: keep every refiner block on the GPU. N >= 0: keep only N blocks there and "
-                               "stream the rest from CPU RAM per call (slower, fits 24 GB cards; Gemma-3 layers "
-                               "are streamed too)."}),
-                "keep_loaded": ("BOOLEAN", {"default": False,
-                                            "tooltip": "Keep the refiner network in memory between runs "
-                                                       "(faster reruns, holds its memory)."}),
-            },
-            "optional": {
-                "path_or_hub_id": ("STRING", {"default": "", "tooltip": (
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SanaWMRefinerLoader",
+            display_name="SANA-WM Refiner Loader",
+            category=CATEGORY,
+            description=("Points at SANA-WM's Stage-2 refiner (LTX-2 DiT + text connectors + Gemma-3). Nothing is "
+                         "loaded here: the refine node loads what it needs and frees it afterwards."),
+            inputs=[
+                io.Combo.Input("repo", options=_repo_choices(), tooltip="A release folder under models/sana_wm "
+                                                                        "holding refiner/ (transformer, connectors, "
+                                                                        "text_encoder)."),
+                io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=(
+                    DTYPE_TOOLTIP + " Used by the refiner and Gemma-3 (the release runs bf16).")),
+                io.Combo.Input("weight_format", options=list(WEIGHT_FORMATS), default="default",
+                               tooltip=WEIGHT_FORMAT_TOOLTIP),
+                io.Int.Input("offload_blocks", default=-1, min=-1, max=64,
+                             tooltip="-1: keep every refiner block on the GPU. N >= 0: keep only N blocks there and "
+                                     "stream the rest from CPU RAM per call (slower, fits 24 GB cards; Gemma-3 "
+                                     "layers are streamed too)."),
+                io.Boolean.Input("keep_loaded", default=False,
+                                 tooltip="Keep the refiner network in memory between runs "
+                                         "(faster reruns, holds its memory)."),
+                io.String.Input("path_or_hub_id", default="", optional=True, tooltip=(
                     "Overrides `repo`: a folder (the refiner folder or a repo folder holding refiner/) or a hub id "
-                    f"such as {HUB_REPO}, downloaded into models/sana_wm when missing.")}),
-                "gemma3_folder": ("STRING", {"default": "", "tooltip": (
+                    f"such as {HUB_REPO}, downloaded into models/sana_wm when missing.")),
+                io.String.Input("gemma3_folder", default="", optional=True, tooltip=(
                     "Optional Gemma-3-12B folder you already have (bf16 or fp8 safetensors + tokenizer): a path "
-                    "or a folder name under models/text_encoders. Empty = refiner/text_encoder.")}),
-            },
-        }
+                    "or a folder name under models/text_encoders. Empty = refiner/text_encoder.")),
+            ],
+            outputs=[Refiner.Output(display_name="refiner")],
+        )
 
     @classmethod
-    def VALIDATE_INPUTS(cls, dtype, weight_format):
+    def validate_inputs(cls, dtype, weight_format):
         """Also accepts the older dtype values bfloat16 / float16 / float32 of saved workflows."""
         return validate_precision(dtype, weight_format)
 
-    def load(self, repo, dtype, weight_format, offload_blocks, keep_loaded, path_or_hub_id="", gemma3_folder=""):
+    @classmethod
+    def execute(cls, repo, dtype, weight_format, offload_blocks, keep_loaded, path_or_hub_id="",
+                gemma3_folder="") -> io.NodeOutput:
         precision, compute = precision_of(dtype, weight_format)
         from .models import model_roots
 
@@ -108,35 +110,34 @@ class SanaWMRefinerLoader:
             dtype=compute, fp8=precision.fp8,
             offload_blocks=None if int(offload_blocks) < 0 else int(offload_blocks), keep_loaded=bool(keep_loaded),
         )
-        return (SanaWMRefiner(paths, mm.get_torch_device(), options),)
+        return io.NodeOutput(SanaWMRefiner(paths, mm.get_torch_device(), options))
 
 
-class SanaWMRefine:
-    DESCRIPTION = ("SANA-WM Stage 2: refines Stage-1 latents chunk by chunk (3 latent frames at a time over a "
-                   "sliding window of 11, 3 distilled steps, no CFG). The first latent frame is kept as the "
-                   "attention sink and its pixel frame is dropped at decode (321 frames -> 320).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SANAWM_LATENT",)
-    RETURN_NAMES = ("latent",)
-    FUNCTION = "refine"
+class SanaWMRefine(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SanaWMRefine",
+            display_name="SANA-WM Refine",
+            category=CATEGORY,
+            description=("SANA-WM Stage 2: refines Stage-1 latents chunk by chunk (3 latent frames at a time over a "
+                         "sliding window of 11, 3 distilled steps, no CFG). The first latent frame is kept as the "
+                         "attention sink and its pixel frame is dropped at decode (321 frames -> 320)."),
+            inputs=[
+                Refiner.Input("refiner", tooltip="From 'SANA-WM Refiner Loader'."),
+                Latent.Input("latent", tooltip="Stage-1 latents from the SANA-WM sampler. Their fps (the "
+                                               "camera path's) scales the refiner's temporal position encoding."),
+                io.String.Input("prompt", multiline=True, default="",
+                                tooltip="Refiner prompt (used raw, stripped). Empty = the Stage-1 prompt "
+                                        "carried by the latent."),
+                io.Int.Input("seed", default=42, min=0, max=0xFFFFFFFFFFFFFFFF,
+                             tooltip="Seed of the refiner's own noise (the reference uses 42)."),
+            ],
+            outputs=[Latent.Output(display_name="latent")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "refiner": ("SANAWM_REFINER", {"tooltip": "From 'SANA-WM Refiner Loader'."}),
-                "latent": ("SANAWM_LATENT", {"tooltip": "Stage-1 latents from the SANA-WM sampler. Their fps (the "
-                                                        "camera path's) scales the refiner's temporal position "
-                                                        "encoding."}),
-                "prompt": ("STRING", {"multiline": True, "default": "",
-                                      "tooltip": "Refiner prompt (used raw, stripped). Empty = the Stage-1 prompt "
-                                                 "carried by the latent."}),
-                "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                                 "tooltip": "Seed of the refiner's own noise (the reference uses 42)."}),
-            },
-        }
-
-    def refine(self, refiner, latent, prompt, seed, **_old_widgets):
+    def execute(cls, refiner, latent, prompt, seed, **_old_widgets) -> io.NodeOutput:
         """The frame rate that scales the refiner's temporal RoPE is the latent's own (the camera path's fps).
         `_old_widgets` takes the `fps` value that workflows saved before that input was removed."""
         if not isinstance(refiner, SanaWMRefiner):
@@ -145,8 +146,8 @@ class SanaWMRefine:
         settings = RefineSettings()
         mm.unload_all_models()
         mm.soft_empty_cache()
-        return (refiner.refine_latent(latent, text, seed=int(seed), settings=settings, host=ComfyHost()),)
+        return io.NodeOutput(refiner.refine_latent(latent, text, seed=int(seed), settings=settings,
+                                                   host=ComfyHost()))
 
 
-NODE_CLASS_MAPPINGS = {"SanaWMRefinerLoader": SanaWMRefinerLoader, "SanaWMRefine": SanaWMRefine}
-NODE_DISPLAY_NAME_MAPPINGS = {"SanaWMRefinerLoader": "SANA-WM Refiner Loader", "SanaWMRefine": "SANA-WM Refine"}
+NODES = [SanaWMRefinerLoader, SanaWMRefine]

@@ -15,9 +15,6 @@ import asyncio
 from dataclasses import replace
 from typing import Any, Callable
 
-NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
-
 ACTIONS_PATH = "/sana_wm/camera/preview_actions"
 FILE_PATH = "/sana_wm/camera/preview_file"
 FILE_TYPES_PATH = "/sana_wm/camera/file_types"

@@ -20,6 +20,16 @@ from typing import Any, Callable
 import websocket  # websocket-client
 
 
+def combo_options(decl: list) -> list:
+    """The choices of a dropdown input as /object_info declares it: V1 `[[choices...], {...}]` or V3
+    `["COMBO", {"options": [choices...], ...}]`."""
+    if isinstance(decl[0], list):
+        return decl[0]
+    if decl[0] == "COMBO" and len(decl) > 1 and isinstance(decl[1].get("options"), list):
+        return decl[1]["options"]
+    raise ValueError(f"not a dropdown input: {decl!r}")
+
+
 class ComfyError(RuntimeError):
     """The server refused or failed a prompt; `details` is the server's JSON, `status` its HTTP code."""
 
@@ -115,6 +125,11 @@ class ComfyClient:
 
     def object_info(self, node: str | None = None) -> dict:
         return self.get_json("/object_info" + (f"/{node}" if node else ""))
+
+    def choices(self, node: str, name: str) -> list:
+        """The current choices of a node's dropdown input (required or optional)."""
+        spec = self.object_info(node)[node]["input"]
+        return combo_options({**spec.get("optional", {}), **spec["required"]}[name])
 
     def queue(self, workflow: dict) -> str:
         """POST /prompt; raises ComfyError naming each refused input when any node failed validation.

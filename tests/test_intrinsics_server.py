@@ -50,10 +50,12 @@ def _text(result) -> str:
 
 def test_node_is_registered_with_checkpoint_and_file_choices(server, comfy):
     spec = comfy.object_info("SanaWMEstimateIntrinsics")["SanaWMEstimateIntrinsics"]
-    req, opt = spec["input"]["required"], spec["input"]["optional"]
-    assert TINY_FILENAME in req["pi3x_checkpoint"][0] and "yyfz233/Pi3X (download)" in req["pi3x_checkpoint"][0]
-    assert req["method"][0] == ["pi3x", "exif", "fov"]
-    assert IMAGE_NAME in opt["exif_image"][0] and opt["exif_image"][0][0] == "none"
+    ckpts, exif = comfy.choices("SanaWMEstimateIntrinsics", "pi3x_checkpoint"), comfy.choices(
+        "SanaWMEstimateIntrinsics", "exif_image")
+    assert "exif_image" in spec["input"]["optional"]
+    assert TINY_FILENAME in ckpts and "yyfz233/Pi3X (download)" in ckpts
+    assert comfy.choices("SanaWMEstimateIntrinsics", "method") == ["pi3x", "exif", "fov"]
+    assert IMAGE_NAME in exif and exif[0] == "none"
     assert spec["output"] == ["SANAWM_INTRINSICS"] and spec["output_node"] is False
 
 

@@ -106,7 +106,7 @@ def test_load_camera_from_each_file_type(comfy, comfy_server):
     lines = ["https://example.com/clip"] + [" ".join(repr(float(v)) for v in row) for row in rows]
     txt.write_text("\n".join(lines))
     txt_name = comfy.upload_image(txt, name=f"cam_{tag}.txt")
-    listed = comfy.object_info("SanaWMLoadCamera")["SanaWMLoadCamera"]["input"]["required"]["file"][0]
+    listed = comfy.choices("SanaWMLoadCamera", "file")
     assert {f"cam_{tag}.npy", json_name, txt_name} <= set(listed)
     drawings = []
     for name, w2c in ((f"cam_{tag}.npy", False), (json_name, True), (txt_name, False)):
