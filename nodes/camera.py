@@ -20,7 +20,7 @@ from ..sana_wm_core.camera import (MAPPINGS, TRAJECTORY_SUFFIXES, CameraPath, ac
                                    parse_action_string, render_camera_preview)
 from ..sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
 from ..sana_wm_core.video.atomic import atomic_output
-from .types import Camera, Intrinsics
+from .types import Camera, Intrinsics, combo_problem
 
 CATEGORY = "SANA-WM/camera"
 DEFAULT_ACTION = "w-80,jw-40,w-40,lw-60,w-100"
@@ -76,7 +76,9 @@ class SanaWMCameraFromActions(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, action=None):
+    def validate_inputs(cls, action=None, mapping=None):
+        if mapping is not None and combo_problem(cls, mapping=mapping) is not True:
+            return combo_problem(cls, mapping=mapping)
         if action is None:  # linked from another node: checked when it runs
             return True
         try:
@@ -176,6 +178,10 @@ class SanaWMSetIntrinsics(io.ComfyNode):
             ],
             outputs=[Camera.Output(display_name="camera"), Intrinsics.Output(display_name="intrinsics")],
         )
+
+    @classmethod
+    def validate_inputs(cls, mode=None):
+        return combo_problem(cls, mode=mode)
 
     @classmethod
     def execute(cls, camera, mode, fov_deg, fov_y_deg, fx, fy, cx, cy, image_width, image_height,

@@ -14,7 +14,7 @@ from comfy_api.latest import io
 from ..sana_wm_core.camera import load_intrinsics_file
 from ..sana_wm_core.camera.input_files import list_camera_files, resolve_camera_file
 from ..sana_wm_core.pi3x import HUB_CHOICE, METHODS, estimate_intrinsics, image_from_tensor, resolve_checkpoint
-from .types import Intrinsics
+from .types import Intrinsics, combo_problem
 
 log = logging.getLogger("sana_wm")
 PI3X_FOLDER = "pi3x"
@@ -89,6 +89,10 @@ class SanaWMEstimateIntrinsics(io.ComfyNode):
             # node that runs.
             is_output_node=False,
         )
+
+    @classmethod
+    def validate_inputs(cls, method=None, pi3x_checkpoint=None, exif_image=None):
+        return combo_problem(cls, method=method, pi3x_checkpoint=pi3x_checkpoint, exif_image=exif_image)
 
     @classmethod
     def execute(cls, image, method: str, fov_deg: float, fallback: bool, pi3x_checkpoint: str,

@@ -26,7 +26,7 @@ from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
 from .host import ComfyHost
-from .types import Model, TextEncoder, Vae
+from .types import Model, TextEncoder, Vae, combo_problem
 
 CATEGORY = "SANA-WM/loaders"
 BIDIRECTIONAL = "Efficient-Large-Model/SANA-WM_bidirectional"
@@ -148,9 +148,10 @@ class SanaWMModelLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, dtype, weight_format="default"):
+    def validate_inputs(cls, dtype, weight_format="default", model=None, offload=None):
         """Also accepts the older dtype value fp8_e4m3 (= bf16 + weight_format fp8_e4m3fn) of saved workflows."""
-        return validate_precision(dtype, weight_format)
+        ok = combo_problem(cls, model=model, offload=offload)
+        return validate_precision(dtype, weight_format) if ok is True else ok
 
     @classmethod
     def execute(cls, model, dtype, offload, path_or_hub_id="", weight_format="default") -> io.NodeOutput:
@@ -205,6 +206,10 @@ class SanaWMTextEncoderLoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, text_encoder=None, dtype=None, after_encode=None):
+        return combo_problem(cls, text_encoder=text_encoder, dtype=dtype, after_encode=after_encode)
+
+    @classmethod
     def execute(cls, text_encoder, dtype, after_encode, path_or_hub_id="") -> io.NodeOutput:
         folder = resolve(text_encoder, path_or_hub_id, "text_encoders", known={"gemma-2-2b-it": GEMMA2})
         device = _device()
@@ -238,6 +243,10 @@ class SanaWMVAELoader(io.ComfyNode):
             ],
             outputs=[Vae.Output(display_name="vae")],
         )
+
+    @classmethod
+    def validate_inputs(cls, vae=None, dtype=None, tiling=None):
+        return combo_problem(cls, vae=vae, dtype=dtype, tiling=tiling)
 
     @classmethod
     def execute(cls, vae, dtype, tiling, path_or_hub_id="") -> io.NodeOutput:

@@ -16,7 +16,7 @@ from ..sana_wm_core.refiner.loading import HUB_REPO
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
 from .host import ComfyHost
-from .types import Latent, Refiner
+from .types import Latent, Refiner, combo_problem
 from ..sana_wm_core.weights import check_model_reference
 
 CATEGORY = "SANA-WM/refine"
@@ -93,9 +93,10 @@ class SanaWMRefinerLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, dtype, weight_format):
+    def validate_inputs(cls, dtype, weight_format, repo=None):
         """Also accepts the older dtype values bfloat16 / float16 / float32 of saved workflows."""
-        return validate_precision(dtype, weight_format)
+        ok = combo_problem(cls, repo=repo)
+        return validate_precision(dtype, weight_format) if ok is True else ok
 
     @classmethod
     def execute(cls, repo, dtype, weight_format, offload_blocks, keep_loaded, path_or_hub_id="",

@@ -12,7 +12,7 @@ from ..sana_wm_core.sampling import (CHUNK_SAMPLER, SAMPLERS, build_stage1_condi
                                      plan_chunk_causal, plan_stage1, run_stage1, stage1_latent)
 from .comfy_model import load_for_sampling, wrap_for_comfy
 from .host import ComfyHost
-from .types import Camera, Conditioning, Latent, Model, TextEncoder, Vae
+from .types import Camera, Conditioning, Latent, Model, TextEncoder, Vae, combo_problem
 
 CATEGORY = "SANA-WM/sampling"
 
@@ -95,6 +95,10 @@ class SanaWMSampler(io.ComfyNode):
             ],
             outputs=[Latent.Output(display_name="latent")],
         )
+
+    @classmethod
+    def validate_inputs(cls, sampler=None):
+        return combo_problem(cls, sampler=sampler)
 
     @classmethod
     def execute(cls, model, conditioning, seed, steps, cfg, sampler, flow_shift=0.0,

@@ -16,3 +16,15 @@ Latent = io.Custom("SANAWM_LATENT")                 # the Stage-1 (or refined) l
 Refiner = io.Custom("SANAWM_REFINER")               # the Stage-2 refiner handle
 
 ALL = (Model, TextEncoder, Vae, Camera, Intrinsics, Conditioning, Latent, Refiner)
+
+
+def combo_problem(node: type, **values) -> bool | str:
+    """True, or why a dropdown value is not one of its choices. ComfyUI 0.3.75 checks V1 dropdowns itself but
+    never V3 `io.Combo` ones, so each node's `validate_inputs` names its dropdowns and calls this (a linked
+    value arrives as None and is left to the node)."""
+    for inp in node.define_schema().inputs:   # not GET_SCHEMA: it caches on the class, locked here
+        value = values.get(inp.id)
+        if isinstance(inp, io.Combo.Input) and value is not None and value not in inp.options:
+            shown = inp.options if len(inp.options) <= 20 else f"(list of length {len(inp.options)})"
+            return f"{inp.id}: {value!r} not in {shown}"
+    return True
