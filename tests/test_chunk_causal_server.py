@@ -30,11 +30,11 @@ def _graph(image_name: str, model: str, sampler: str, **kw) -> dict:
 def test_loader_and_sampler_offer_the_chunk_causal_variant(comfy):
     info = comfy.object_info()
     loader = info["SanaWMModelLoader"]
-    assert CHUNK in loader["input"]["required"]["model"][0]
-    assert "Efficient-Large-Model/SANA-WM_chunk_causal" in loader["input"]["required"]["model"][0]
+    assert CHUNK in comfy.choices("SanaWMModelLoader", "model")
+    assert "Efficient-Large-Model/SANA-WM_chunk_causal" in comfy.choices("SanaWMModelLoader", "model")
     assert "research checkpoint that may show artifacts" in loader["description"]
     sampler = info["SanaWMSampler"]["input"]
-    assert "chunk_flow_euler" in sampler["required"]["sampler"][0]
+    assert "chunk_flow_euler" in comfy.choices("SanaWMSampler", "sampler")
     assert "chunk_interval_k" in sampler["optional"]
 
 
