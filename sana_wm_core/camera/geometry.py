@@ -43,8 +43,12 @@ def invert_rigid(poses: Poses) -> Poses:
 
 
 def relative_to_first(poses: Poses) -> Poses:
-    """`(F,4,4)` poses expressed in the first camera's frame, `inv(P0) @ Pi`, with frame 0 exactly the identity."""
-    rest = invert_rigid(poses[0]) @ poses[1:]
+    """`(F,4,4)` poses expressed in the first camera's frame, `inv(P0) @ Pi`, with frame 0 exactly the identity.
+
+    The inverse is taken of the (1,4,4) batch, as diffusers does: a batched and an unbatched 3x3 @ 3x1
+    matmul may round differently on some CPUs, and the camera tensors must stay bit-identical to the oracle.
+    """
+    rest = invert_rigid(poses[:1])[0] @ poses[1:]
     first = _eye(poses)[None]
     if isinstance(poses, torch.Tensor):
         return torch.cat([first, rest], dim=0)
