@@ -42,6 +42,9 @@ def comfy_core():
     if not (COMFY / "comfy").is_dir():
         pytest.skip("ComfyUI runtime not installed (.venv/ComfyUI)")
     sys.path.insert(0, str(COMFY))
+    stray = sys.modules.get("comfy_api")          # another test may have imported scripts/comfy_api.py as it
+    if stray is not None and not hasattr(stray, "__path__"):
+        del sys.modules["comfy_api"]
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True
