@@ -42,9 +42,14 @@ def comfy_core():
     if not (COMFY / "comfy").is_dir():
         pytest.skip("ComfyUI runtime not installed (.venv/ComfyUI)")
     sys.path.insert(0, str(COMFY))
-    stray = sys.modules.get("comfy_api")          # another test may have imported scripts/comfy_api.py as it
-    if stray is not None and not hasattr(stray, "__path__"):
-        del sys.modules["comfy_api"]
+    # Other tests put scripts/ on sys.path and import scripts/comfy_api.py as `comfy_api`, which shadows
+    # ComfyUI's `comfy_api` package: drop that module and those path entries so ComfyUI's package is found.
+    for key in [k for k in sys.modules if k == "comfy_api" or k.startswith("comfy_api.")]:
+        if not str(getattr(sys.modules[key], "__file__", "") or "").startswith(str(COMFY)):
+            del sys.modules[key]
+    saved_path = list(sys.path)
+    sys.path[:] = [p for p in sys.path if Path(p).resolve() != (REPO / "scripts").resolve()]
+    sys.path.insert(0, str(COMFY))
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True
@@ -56,6 +61,7 @@ def comfy_core():
                                 nodes=_import_pack_module("native"), sample=comfy.sample, samplers=comfy.samplers,
                                 mm=mm)
     mm.unload_all_models()
+    sys.path[:] = saved_path + [str(COMFY)]
 
 
 @pytest.fixture(scope="module")
