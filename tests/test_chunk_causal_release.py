@@ -23,14 +23,16 @@ def test_the_release_folder_says_chunk_causal(tiny_models):
     cfg = yaml.safe_load((root / "config.yaml").read_text())
     assert cfg["model"]["attn_type"] == "ChunkCausalGDNTriton" and cfg["scheduler"]["vis_sampler"] == "chunk_flow_euler"
     bidir = read_release(tiny_models / C.ORIGINAL_REPO_DIR)
-    assert (bidir.chunk_size, bidir.sampler, bidir.model_overrides) == (None, "flow_euler_ltx", {})
+    assert (bidir.chunk_size, bidir.sampler) == (None, "flow_euler_ltx")
+    assert bidir.model_overrides == {"num_attention_heads": C.DIT_CONFIG["num_attention_heads"]}  # model.num_heads
 
 
 def test_the_dit_loads_strictly_and_knows_it_is_chunk_causal(tiny_models):
     info = read_release(tiny_models / C.CHUNK_CAUSAL_REPO_DIR)
     dit = load_transformer(info.dit_path, overrides=info.model_overrides)   # strict key + shape check inside
     assert is_chunk_causal(dit) and dit.config.chunk_size == C.TINY_CHUNK_SIZE
-    plain = load_transformer(tiny_models / C.ORIGINAL_REPO_DIR / C.DIT_FILE)
+    plain = load_transformer(tiny_models / C.ORIGINAL_REPO_DIR / C.DIT_FILE,
+                             overrides=read_release(tiny_models / C.ORIGINAL_REPO_DIR).model_overrides)
     assert not is_chunk_causal(plain)
     a, b = dit.state_dict(), plain.state_dict()
     assert a.keys() == b.keys()                    # the same parameter names as the bidirectional DiT

@@ -17,6 +17,11 @@ def pair():
     return make_pair(4, softmax_every_n=2)
 
 
+def heads(pair) -> dict:
+    """The cross-attention head count a bare state dict cannot show (see test_cross_attention_heads_...)."""
+    return {"num_attention_heads": pair[0].config.num_attention_heads}
+
+
 @pytest.fixture(scope="module")
 def kw(pair):
     return inputs(pair[0].config, B=2, F=3)
@@ -30,7 +35,9 @@ def want(pair, kw):
 def test_original_single_file_without_config(pair, kw, want, tmp_path):
     f = tmp_path / "sana_wm_1600m_720p.safetensors"
     save_file({k: v.contiguous() for k, v in diffusers_to_original(pair[1].state_dict()).items()}, str(f))
-    model = load_transformer(f)
+    with pytest.raises(ValueError, match="blocks.0.cross_attn.q_linear.weight"):
+        load_transformer(f)              # an unreleased size: the cross-attention heads must be given
+    model = load_transformer(f, overrides=heads(pair))
     assert model.config.softmax_blocks == [1, 3] and model.config.hidden_size == 128
     assert rel_diff(run_ours(model, kw), want) < 1e-4
 
@@ -58,8 +65,8 @@ def test_sharded_folder_and_state_dict(pair, kw, want, tmp_path):
     keys = sorted(sd)
     save_file({k: sd[k] for k in keys[: len(keys) // 2]}, str(tmp_path / "part-00001.safetensors"))
     save_file({k: sd[k] for k in keys[len(keys) // 2:]}, str(tmp_path / "part-00002.safetensors"))
-    assert rel_diff(run_ours(load_transformer(tmp_path), kw), want) < 1e-4
-    assert rel_diff(run_ours(load_transformer(pair[1].state_dict()), kw), want) < 1e-4
+    assert rel_diff(run_ours(load_transformer(tmp_path, overrides=heads(pair)), kw), want) < 1e-4
+    assert rel_diff(run_ours(load_transformer(pair[1].state_dict(), overrides=heads(pair)), kw), want) < 1e-4
 
 
 def test_wrong_file_lists_missing_and_unexpected(pair, tmp_path):
@@ -69,7 +76,7 @@ def test_wrong_file_lists_missing_and_unexpected(pair, tmp_path):
     f = tmp_path / "bad.safetensors"
     save_file(sd, str(f))
     with pytest.raises(ValueError) as e:
-        load_transformer(f)
+        load_transformer(f, overrides=heads(pair))
     msg = str(e.value)
     assert "missing keys: blocks.1.attn.qkv.weight" in msg and "unexpected keys: blocks.1.attn.something_else" in msg
     f2 = tmp_path / "vae.safetensors"
@@ -84,7 +91,7 @@ def test_wrong_file_lists_missing_and_unexpected(pair, tmp_path):
 
 @pytest.mark.parametrize("dtype, tol", [("bf16", 0.05), ("fp16", 0.02), ("fp8", 0.15)])
 def test_reduced_precision_loads_run(pair, kw, want, dtype, tol):
-    model = load_transformer(pair[1].state_dict(), dtype=dtype)
+    model = load_transformer(pair[1].state_dict(), dtype=dtype, overrides=heads(pair))
     qkv = model.blocks[0].attn.qkv.weight
     assert qkv.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.float8_e4m3fn}[dtype]
     if dtype == "fp8":
@@ -96,7 +103,7 @@ def test_reduced_precision_loads_run(pair, kw, want, dtype, tol):
 
 
 def test_block_callback_and_offload(pair, kw):
-    model = load_transformer(pair[1].state_dict())
+    model = load_transformer(pair[1].state_dict(), overrides=heads(pair))
     base = run_ours(model, kw)
     seen, ran = [], []
     hooks = [b.register_forward_pre_hook(lambda m, a, i=i: ran.append(i)) for i, b in enumerate(model.blocks)]
@@ -131,9 +138,10 @@ def test_block_callback_and_offload(pair, kw):
     assert torch.equal(run_ours(model, kw), base)
 
 
-def test_cross_attention_heads_other_than_self_attention_heads(tmp_path, caplog):
+def test_cross_attention_heads_other_than_self_attention_heads(tmp_path):
     """The cross-attention head count is in no tensor shape: a config.json (or config=) gives it; a bare
-    checkpoint of an unreleased size gets the self-attention count with a warning naming the key and the fix."""
+    checkpoint of an unreleased size is refused with an error naming the key and the fix (a guess would
+    load silently wrong, as the last line shows)."""
     ours, ref = make_pair(5, num_attention_heads=2)  # 4 self-attention heads of 32, 2 cross-attention heads of 64
     kw = inputs(ours.config, B=2, F=3)
     want = run_ref(ref, kw)
@@ -142,13 +150,13 @@ def test_cross_attention_heads_other_than_self_attention_heads(tmp_path, caplog)
     assert rel_diff(run_ours(load_transformer(tmp_path / "transformer"), kw), want) < 1e-4
     assert rel_diff(run_ours(load_transformer(ref.state_dict(), {"num_attention_heads": 2,
                                                                  **ours.config.to_diffusers()}), kw), want) < 1e-4
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="sana_wm"):
-        guessed = load_transformer(ref.state_dict())
-    assert guessed.config.num_attention_heads == 4
-    msg = " ".join(r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError) as err:
+        load_transformer(ref.state_dict())
+    msg = str(err.value)
     assert "blocks.0.cross_attn.q_linear.weight" in msg and "num_attention_heads" in msg
-    assert rel_diff(run_ours(guessed, kw), want) > 1e-3  # the guess is wrong here, which is why it is said
+    assert "config.json" in msg and "model.num_heads" in msg
+    guessed = load_transformer(ref.state_dict(), {**ours.config.to_diffusers(), "num_attention_heads": 4})
+    assert rel_diff(run_ours(guessed, kw), want) > 1e-3  # the self-attention count is wrong here
 
 
 def test_released_size_knows_its_cross_attention_heads():

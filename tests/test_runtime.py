@@ -85,13 +85,14 @@ def test_fp8_storage_with_an_explicit_compute_dtype(tmp_path):
     kw = inputs(model.config, B=1, F=3)
     want = run_ours(model, kw)
     sd = model.state_dict()
-    fp32 = load_transformer(sd, dtype="fp32", weight_format="fp8_e4m3fn")
+    heads = {"num_attention_heads": model.config.num_attention_heads}     # not visible in a bare state dict
+    fp32 = load_transformer(sd, dtype="fp32", weight_format="fp8_e4m3fn", overrides=heads)
     assert fp32.blocks[0].attn.qkv.weight.dtype == torch.float8_e4m3fn
     assert fp32.x_embedder.proj.weight.dtype == torch.float32 and fp32.compute_dtype == torch.float32
     out = run_ours(fp32, kw)
     assert out.dtype == torch.float32 and rel_diff(out, want) < 0.15
-    old = run_ours(load_transformer(sd, dtype="fp8"), kw)
-    new = run_ours(load_transformer(sd, dtype="bf16", weight_format="fp8_e4m3fn"), kw)
+    old = run_ours(load_transformer(sd, dtype="fp8", overrides=heads), kw)
+    new = run_ours(load_transformer(sd, dtype="bf16", weight_format="fp8_e4m3fn", overrides=heads), kw)
     assert old.dtype == torch.bfloat16 and torch.equal(old, new)
     with pytest.raises(ValueError, match="weight_format 'fp4'"):
         load_transformer(sd, weight_format="fp4")

@@ -8,7 +8,6 @@ names (`mlp.*_conv.linear` as plain matrices), and checkpoint wrappers ("generat
 """
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any, Mapping, Optional
 
@@ -16,11 +15,12 @@ import torch
 
 from .config import SanaWMConfig
 
-log = logging.getLogger("sana_wm")
 
 # Cross-attention heads of the released sizes, keyed by (hidden_size, num_layers): the head count is not
 # visible in any tensor shape (the q/k RMSNorms span all C channels), only in NVlabs' model registry.
-KNOWN_CROSS_HEADS = {(2240, 20): 20}  # SanaMSVideoCamCtrl_1600M_P1_D20
+# The released architectures' cross-attention heads, by NVlabs model name and by (hidden size, blocks).
+KNOWN_CROSS_HEADS_BY_NAME = {"SanaMSVideoCamCtrl_1600M_P1_D20": 20}
+KNOWN_CROSS_HEADS = {(2240, 20): KNOWN_CROSS_HEADS_BY_NAME["SanaMSVideoCamCtrl_1600M_P1_D20"]}
 CROSS_HEADS_KEY = "blocks.0.cross_attn.q_linear.weight"
 
 _ORIG_TO_DIFF = {"t_embedder.mlp.0.": "t_embedder.linear_1.", "t_embedder.mlp.2.": "t_embedder.linear_2."}
@@ -100,8 +100,8 @@ def infer_config(sd: Mapping[str, Any], base: Optional[dict] = None) -> SanaWMCo
 
     Not visible in shapes: the cross-attention head count and `softmax_every_n` when no block has a short
     conv; `base` (e.g. a config.json dict) supplies those and any other value it names. Without it the
-    cross-attention heads come from the released sizes (`KNOWN_CROSS_HEADS`), else they are assumed equal
-    to the self-attention heads, with a warning naming the key and the fix."""
+    cross-attention heads come from the released sizes (`KNOWN_CROSS_HEADS`); any other size is a ValueError
+    naming the key and the fix."""
     sd = original_to_diffusers(sd)
     shapes = {k: _shape(v) for k, v in sd.items()}
     try:
@@ -150,14 +150,18 @@ def infer_config(sd: Mapping[str, Any], base: Optional[dict] = None) -> SanaWMCo
 
 
 def _cross_heads(shapes: Mapping[str, tuple], hidden: int, layers: int, self_heads: int) -> int:
-    """Cross-attention heads when no config names them (see `KNOWN_CROSS_HEADS`)."""
+    """Cross-attention heads when no config names them: only the released sizes (`KNOWN_CROSS_HEADS`) are known.
+
+    The count is not visible in any tensor (the cross-attention norms span the whole width), and a wrong guess
+    loads without error but computes garbage, so any other size is refused."""
     if (hidden, layers) in KNOWN_CROSS_HEADS:
         return KNOWN_CROSS_HEADS[(hidden, layers)]
-    log.warning("SANA-WM DiT: the cross-attention head count is not visible in the checkpoint (%s is %s for any "
-                "head count); assuming %d, the self-attention heads. If this checkpoint was trained with another "
-                "count, pass config={'num_attention_heads': N} or keep its config.json beside it.",
-                CROSS_HEADS_KEY, tuple(shapes.get(CROSS_HEADS_KEY, (hidden, hidden))), self_heads)
-    return self_heads
+    raise ValueError(
+        f"SANA-WM DiT: the cross-attention head count of this checkpoint (hidden {hidden}, {layers} blocks; "
+        f"self-attention has {self_heads} heads) is not a released size and cannot be read from the tensors: "
+        f"{CROSS_HEADS_KEY} is {tuple(shapes.get(CROSS_HEADS_KEY, (hidden, hidden)))} for any head count. "
+        "Keep the checkpoint's config.json (diffusers layout) or config.yaml with model.num_heads (original "
+        "layout) beside it, or pass overrides={'num_attention_heads': N}.")
 
 
 def _softmax_period(no_conv: list, layers: int) -> Optional[int]:

@@ -112,6 +112,15 @@ def _fp8_eligible(model: nn.Module, key: str) -> bool:
     return (name == "weight" and key.startswith("blocks.") and isinstance(model.get_submodule(mod_name), Linear))
 
 
+def _config_yaml_heads(src: Any) -> Optional[int]:
+    """The cross-attention heads an original-layout release's config.yaml gives for its DiT file, if any."""
+    if isinstance(src, Mapping) or Path(src).suffix != ".safetensors":
+        return None
+    from .release import read_release
+
+    return read_release(Path(src)).cross_heads
+
+
 def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, Any]],
                      config: Union[None, SanaWMConfig, dict] = None, *, dtype: Union[None, str, torch.dtype] = None,
                      device: Union[str, torch.device] = "cpu", weight_format: str = "default",
@@ -133,6 +142,11 @@ def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, An
         base = None
         if src.config_json is not None:
             base = SanaWMConfig.from_diffusers(src.config_json).to_dict()
+        beside = _config_yaml_heads(state_dict_or_path) if base is None else None
+        if beside is not None:          # a release file's config.yaml names what its tensors cannot show
+            base = {"num_attention_heads": beside}
+        if overrides:                   # e.g. the cross-attention heads from config.yaml, needed to infer
+            base = {**(base or {}), **dict(overrides)}
         cfg = infer_config(src.shapes, base=base)
     elif isinstance(config, dict):
         cfg = SanaWMConfig.from_diffusers(config)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..text.chi_prompt import chi_from_config
+from .convert import KNOWN_CROSS_HEADS_BY_NAME
 
 DEFAULT_FLOW_SHIFT = 9.8   # the release config's inference_flow_shift
 # The bidirectional release runs flow-Euler (its config's vis_sampler flow_dpm-solver is a training-time
@@ -36,13 +37,15 @@ class ReleaseInfo:
     chunk_size: int | None = None             # set = the chunk-causal variant
     chunk_split_strategy: str = "first_chunk_plus_one"
     sampler: str = DEFAULT_SAMPLER            # the release's sampler
+    cross_heads: int | None = None            # config.yaml's model.num_heads (or its model name's)
 
     @property
     def model_overrides(self) -> dict:
         """Config fields the checkpoint's shapes cannot tell (`load_transformer(..., overrides=...)`)."""
-        if self.chunk_size is None:
-            return {}
-        return {"chunk_size": self.chunk_size, "chunk_split_strategy": self.chunk_split_strategy}
+        out: dict = {} if self.cross_heads is None else {"num_attention_heads": self.cross_heads}
+        if self.chunk_size is not None:
+            out.update(chunk_size=self.chunk_size, chunk_split_strategy=self.chunk_split_strategy)
+        return out
 
 
 @dataclass
@@ -93,7 +96,19 @@ def _original(root: Path, dit: Path, cfg: dict) -> ReleaseInfo:
                          "use the config.yaml of Efficient-Large-Model/SANA-WM_chunk_causal")
     sampler = CHUNK_SAMPLER if chunk is not None else DEFAULT_SAMPLER
     return ReleaseInfo(root, "original", dit, flow_shift_from_config(cfg), chi_from_config(cfg),
-                       chunk_size=chunk, chunk_split_strategy=strategy, sampler=sampler)
+                       chunk_size=chunk, chunk_split_strategy=strategy, sampler=sampler,
+                       cross_heads=_cross_heads_from_config(model))
+
+
+def _cross_heads_from_config(model: dict) -> int | None:
+    """The cross-attention heads (no tensor shows them): `model.num_heads`, the NVlabs model-zoo argument, when
+    the config sets it, else the released architecture named by `model.model`, else unknown (None)."""
+    heads = model.get("num_heads")
+    if heads is None:
+        return KNOWN_CROSS_HEADS_BY_NAME.get(str(model.get("model") or ""))
+    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
+        raise ValueError(f"config.yaml model.num_heads must be a positive integer, got {heads!r}")
+    return heads
 
 
 def _dit_file(folder: Path) -> Path | None:

@@ -58,6 +58,7 @@ def release_config(chi_prompt: list[str], variant: str = "bidirectional") -> dic
     out = {
         "model": {
             "model": f"SanaMSVideoCamCtrl_Tiny_P1_D{dit['num_layers']}",
+            "num_heads": dit["num_attention_heads"],   # the zoo argument; no released name to look up
             "image_size": C.TINY_HEIGHT,
             "aspect_ratio_type": "ASPECT_RATIO_VIDEO_720_MS_DIV32",
             "mixed_precision": "bf16",
