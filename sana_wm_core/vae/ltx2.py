@@ -44,15 +44,32 @@ LOW_MEMORY_TILING = VaeTiling(tile_frames=32, stride_frames=24)
 TILING_PRESETS = {"reference": REFERENCE_TILING, "low_memory": LOW_MEMORY_TILING, "off": NO_TILING}
 
 
+CAUSAL_VAE_DIR = "ltx2_causal_vae"  # the causal VAE's folder in Efficient-Large-Model/SANA-WM_streaming
+
+
 def _vae_folder(path: Path) -> Path:
-    """Accept the `vae/` folder itself or a repo root that contains one."""
+    """Accept the VAE folder itself or a repo root that contains `vae/` or `ltx2_causal_vae/`."""
     if (path / "config.json").is_file():
         return path
-    if (path / "vae" / "config.json").is_file():
-        return path / "vae"
+    for sub in ("vae", CAUSAL_VAE_DIR):
+        if (path / sub / "config.json").is_file():
+            return path / sub
     raise FileNotFoundError(
         f"No LTX-2 VAE at {path}: expected vae/config.json and vae/diffusion_pytorch_model.safetensors (the "
-        "`vae/` folder of Efficient-Large-Model/SANA-WM_bidirectional)")
+        "`vae/` folder of Efficient-Large-Model/SANA-WM_bidirectional) or the `ltx2_causal_vae/` folder of "
+        "Efficient-Large-Model/SANA-WM_streaming")
+
+
+def diffusers_overrides(config: dict) -> dict:
+    """Config entries diffusers' `AutoencoderKLLTX2Video` must be given to build NVlabs' causal VAE.
+
+    NVlabs' `AutoencoderKLCausalLTX2Video` (the streaming release) names the decoder's per-block upsampler kinds
+    `decoder_upsample_type` and reverses the list before building the up blocks; diffusers reads `upsample_type`
+    in up-block order. Other entries share diffusers' names. A wrong order fails the strict weight load (the
+    upsampler convs change shape), it never loads silently.
+    """
+    kinds = config.get("decoder_upsample_type")
+    return {} if kinds is None else {"upsample_type": tuple(reversed(list(kinds)))}
 
 
 class LTX2Vae:
@@ -72,7 +89,8 @@ class LTX2Vae:
         AutoencoderKLLTX2Video = require("diffusers", "The LTX-2 video VAE", "diffusers>=0.42.1").AutoencoderKLLTX2Video
 
         folder = _vae_folder(Path(path))
-        cls_name = json.loads((folder / "config.json").read_text()).get("_class_name", "")
+        config = json.loads((folder / "config.json").read_text())
+        cls_name = config.get("_class_name", "")
         if cls_name and "LTX2" not in cls_name:
             raise ValueError(f"{folder} holds a {cls_name}, not an LTX-2 VAE (AutoencoderKLLTX2Video)")
         dev = torch.device(device) if device is not None else torch.device(
@@ -81,13 +99,19 @@ class LTX2Vae:
         from ..weights.safetensors_file import check_safetensors_folder
 
         check_safetensors_folder(folder)  # a truncated file is named, not a bare deserializer error
-        vae = AutoencoderKLLTX2Video.from_pretrained(str(folder), torch_dtype=dtype).to(dev)
+        overrides = diffusers_overrides(config)
+        vae = AutoencoderKLLTX2Video.from_pretrained(str(folder), torch_dtype=dtype, **overrides).to(dev)
         return cls(vae, device=dev, **kw)
 
     # -- properties ---------------------------------------------------------------------------------
     @property
     def dtype(self) -> torch.dtype:
         return next(self.vae.parameters()).dtype
+
+    @property
+    def is_causal(self) -> bool:
+        """True for the streaming release's causal decoder (chunks can be decoded one after another)."""
+        return bool(self.vae.decoder.is_causal)
 
     @property
     def spatial_ratio(self) -> int:
