@@ -6,9 +6,10 @@ and freed afterwards unless `keep_loaded`. Memory knobs: dtype, fp8 weight stora
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -16,7 +17,7 @@ from ..latent import SanaWMLatent, require_latent
 from ..runtime.host import Host
 from ..sampling.preview import latent_preview
 from .loading import RefinerPaths, load_connectors, load_refiner_transformer, load_text_encoder, load_tokenizer
-from .loop import RefineSettings, check_latents, refine_latents
+from .loop import RefinerStream, RefineSettings, check_latents, refine_latents
 from ..runtime.offload import BlockOffloader, move_materialised
 from .text import encode_refiner_prompt
 
@@ -172,6 +173,33 @@ class SanaWMRefiner:
             )
             return out.to("cpu")
         finally:
+            if not self.options.keep_loaded:
+                self.free()
+
+    @contextlib.contextmanager
+    def stream(self, sink: torch.Tensor, prompt: str, *, seed: int, fps: float,
+               settings: RefineSettings = RefineSettings()) -> Iterator[RefinerStream]:
+        """A `RefinerStream` on the loaded network for one clip (streaming: block k refined once Stage 1 has it).
+
+        `sink` is the clean first latent frame(s) `(1,C,sink,h,w)`; blocks go to `.refine(block)` in order and come
+        back on the refiner's device. Noise comes from a CPU generator seeded `seed`, drawn per block in order,
+        so the blocks equal `refine` of the whole latent. The network is freed on exit unless `keep_loaded`.
+        """
+        settings.validate()
+        if sink.ndim != 5 or sink.shape[1] != self.in_channels():
+            raise ValueError(f"sink must be (1, {self.in_channels()}, {settings.sink_size}, h, w) refiner latents, "
+                             f"got {tuple(sink.shape)}")
+        ctx, mask = self.encode_prompt(prompt)
+        net = self.network()
+        gen = torch.Generator("cpu").manual_seed(int(seed))
+        stream = None
+        try:
+            stream = RefinerStream(net, sink, ctx.to(self.device), mask.to(self.device), fps=float(fps),
+                                   generator=gen, dtype=self.options.dtype, settings=settings)
+            yield stream
+        finally:
+            if stream is not None:
+                stream.close()
             if not self.options.keep_loaded:
                 self.free()
 
