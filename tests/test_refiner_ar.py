@@ -253,3 +253,21 @@ def test_bad_mode_and_blocks_are_refused(model, context):
         stream.refine(torch.zeros(1, C, 3, H + 1, W))
     with pytest.raises(ValueError, match="sink must be"):
         RefinerStream(model, _latent(2), *context, fps=FPS, generator=torch.Generator(), dtype=torch.float32)
+
+
+def test_loaded_refiner_streams_blocks_equal_to_whole_refine(tmp_path):
+    """`SanaWMRefiner.stream` (the streaming pipeline's entry) gives the blocks `refine` gives for the whole latent."""
+    from sana_wm_core.refiner import RefinerOptions, SanaWMRefiner, locate_refiner
+    from sana_wm_core.testing.tiny_refiner import build_tiny_refiner
+
+    refiner = SanaWMRefiner(locate_refiner(build_tiny_refiner(tmp_path / "refiner")), "cpu",
+                            RefinerOptions(dtype=torch.float32))
+    z = _latent(10, seed=6)
+    whole = refiner.refine(z, "a road", seed=7, fps=FPS)
+    with refiner.stream(z[:, :, :1], "a road", seed=7, fps=FPS) as stream:
+        parts = [stream.refine(z[:, :, s:e]) for s, e in plan_blocks(10, RefineSettings())]
+    assert refiner._transformer is None  # freed on exit (keep_loaded off)
+    assert torch.equal(torch.cat([z[:, :, :1]] + parts, 2), whole)
+    with pytest.raises(ValueError, match="sink must be"):
+        with refiner.stream(torch.zeros(1, C + 1, 1, H, W), "a road", seed=7, fps=FPS):
+            pass
