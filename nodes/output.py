@@ -1,4 +1,8 @@
-"""Output nodes: decode a SANAWM_LATENT to an IMAGE batch (short clips) or stream it into an mp4.
+"""Output nodes: decode a Stage-1 or refined latent to an IMAGE batch (short clips) or stream it into an mp4.
+
+The latent is a core LATENT (`native_latent`; the pack's SANAWM_LATENT still works). Where a core node dropped
+the clip info it carried (Save Latent / Load Latent), Decode needs nothing (every frame is decoded; a refined
+latent then keeps its sink frame) and Save Video takes fps / camera from its own inputs.
 
 `SanaWMSaveVideo` never holds the clip as floats: the VAE decodes window by window, each window is
 converted to uint8 and encoded into the H.264 file at once. It writes `<prefix>_NNNNN_.mp4` and
@@ -13,11 +17,11 @@ from typing import Any
 import folder_paths
 from comfy_api.latest import io
 
-from ..sana_wm_core.latent import require_latent
 from ..sana_wm_core.vae import LTX2Vae, decode_latent_frames, decode_latent_images
 from ..sana_wm_core.video import save_latent_clip
 from .host import ComfyHost
-from .types import Camera, Latent, Vae
+from .native_latent import engine_latent, latent_input
+from .types import Camera, Vae
 
 CATEGORY = "SANA-WM/output"
 
@@ -25,8 +29,11 @@ CATEGORY = "SANA-WM/output"
 def _vae(value: Any) -> LTX2Vae:
     if not isinstance(value, LTX2Vae):
         raise ValueError(f"vae must come from the SANA-WM VAE Loader (SANAWM_VAE), got {type(value).__name__}")
-    value.to_device()
     return value
+
+
+LATENT_TOOLTIP = ("Latents from a sampler driving the SANA-WM model, SANA-WM Refine, or core Load Latent. "
+                  "The latent's noise mask is ignored.")
 
 
 class SanaWMDecode(io.ComfyNode):
@@ -40,7 +47,9 @@ class SanaWMDecode(io.ComfyNode):
                          "10 GB of floats; use SANA-WM Save Video for long ones (it streams)."),
             inputs=[
                 Vae.Input("vae", tooltip="The LTX-2 VAE from the SANA-WM VAE Loader."),
-                Latent.Input("latent", tooltip="Latents from the SANA-WM Sampler or Refiner."),
+                latent_input(LATENT_TOOLTIP + " Needs no camera or fps: a latent that lost its SANA-WM clip "
+                             "info (core Load Latent) decodes every frame, a refined one then with its sink frame "
+                             "first."),
                 io.Int.Input("max_frames", default=321, min=1, max=100001, tooltip=(
                     "Refuse clips longer than this (they would not fit in RAM as floats); 321 frames at "
                     "704x1280 is 3.5 GB.")),
@@ -50,8 +59,10 @@ class SanaWMDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, latent, max_frames) -> io.NodeOutput:
-        lat = require_latent(latent)
-        return io.NodeOutput(decode_latent_images(_vae(vae), lat, max_frames=max_frames))
+        v = _vae(vae)
+        lat = engine_latent(latent, temporal_stride=v.temporal_ratio)
+        v.to_device()
+        return io.NodeOutput(decode_latent_images(v, lat, max_frames=max_frames))
 
 
 class SanaWMSaveVideo(io.ComfyNode):
@@ -65,18 +76,22 @@ class SanaWMSaveVideo(io.ComfyNode):
                          "folder, with the camera path saved as JSON beside it; optional WASD + joystick overlay."),
             inputs=[
                 Vae.Input("vae", tooltip="The LTX-2 VAE from the SANA-WM VAE Loader."),
-                Latent.Input("latent", tooltip="Latents from the SANA-WM Sampler or Refiner."),
+                latent_input(LATENT_TOOLTIP + " One that lost its SANA-WM clip info (core Load Latent) needs "
+                             "'fps' or 'camera'."),
                 io.String.Input("filename_prefix", default="SANA-WM/clip", tooltip=(
                     "File name prefix inside ComfyUI's output folder (subfolders allowed, %date% style "
                     "variables work as in Save Image).")),
                 io.Boolean.Input("overlay", default=False, tooltip=(
                     "Burn a WASD + joystick HUD into the video showing the camera motion of each frame.")),
                 io.Float.Input("fps", default=0.0, min=0.0, max=240.0, step=1.0, tooltip=(
-                    "Frame rate of the mp4. 0 = the camera path's fps (16 for SANA-WM).")),
+                    "Frame rate of the mp4. 0 = the camera path's fps (16 for SANA-WM), from 'camera' or the latent. "
+                    "A latent from core Load Latent carries none: set it here or connect 'camera'.")),
                 io.Int.Input("crf", default=25, min=0, max=51, tooltip=(
                     "H.264 quality (lower = better, bigger). 25 is what the reference writes.")),
                 Camera.Input("camera", optional=True, tooltip=(
-                    "Overrides the camera path carried by the latent (used for the overlay and the JSON).")),
+                    "Overrides the camera path carried by the latent (used for the overlay and the JSON). A latent "
+                    "from core Load Latent carries none: connect the path it was generated with for the overlay, "
+                    "the poses in the JSON and the fps.")),
             ],
             outputs=[io.Video.Output(display_name="video")],
             is_output_node=True,
@@ -86,8 +101,10 @@ class SanaWMSaveVideo(io.ComfyNode):
     def execute(cls, vae, latent, filename_prefix, overlay, fps, crf, camera=None) -> io.NodeOutput:
         from comfy_api.input_impl import VideoFromFile
 
-        lat = require_latent(latent)
         v = _vae(vae)
+        lat = engine_latent(latent, temporal_stride=v.temporal_ratio).with_clip_inputs(camera, fps)
+        lat.require_fps()          # before the VAE moves (save_clip checks the overlay's camera before decoding)
+        v.to_device()
         _, _, _, h, w = lat.samples.shape
         out_dir = folder_paths.get_output_directory()
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
@@ -104,7 +121,7 @@ class SanaWMSaveVideo(io.ComfyNode):
                 host.progress(done, total)
                 yield chunk
 
-        info, json_path = save_latent_clip(frames(), os.path.join(folder, file), lat, camera=camera, fps=fps,
+        info, json_path = save_latent_clip(frames(), os.path.join(folder, file), lat,
                                            overlay=bool(overlay), crf=int(crf))
         ui = {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": (True,),
               "camera_json": [{"filename": json_path.name, "subfolder": subfolder, "type": "output"}]}

@@ -1,4 +1,8 @@
-"""Stage-2 nodes: load the LTX-2 sink-bidirectional refiner and refine a Stage-1 SANAWM_LATENT.
+"""Stage-2 nodes: load the LTX-2 sink-bidirectional refiner and refine a Stage-1 latent.
+
+Refine takes a core LATENT (or the pack's SANAWM_LATENT) and returns a core LATENT carrying the clip info
+forward (`native_latent`). The prompt is typed once: an empty prompt widget means the Stage-1 prompt the latent
+carries. A latent that lost its clip info (core Load Latent) takes fps / camera from the optional inputs.
 
 Thin adapters over `sana_wm_core.refiner`; ComfyUI's progress bar and interrupt reach the engine through the
 one host adapter (`nodes/host.py`).
@@ -16,7 +20,8 @@ from ..sana_wm_core.refiner.loading import HUB_REPO
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
 from .host import ComfyHost
-from .types import Latent, Refiner, combo_problem
+from .native_latent import core_latent, engine_latent, latent_input
+from .types import Camera, Refiner, combo_problem
 from ..sana_wm_core.weights import check_model_reference
 
 CATEGORY = "SANA-WM/refine"
@@ -126,29 +131,41 @@ class SanaWMRefine(io.ComfyNode):
                          "attention sink and its pixel frame is dropped at decode (321 frames -> 320)."),
             inputs=[
                 Refiner.Input("refiner", tooltip="From 'SANA-WM Refiner Loader'."),
-                Latent.Input("latent", tooltip="Stage-1 latents from the SANA-WM sampler. Their fps (the "
-                                               "camera path's) scales the refiner's temporal position encoding."),
+                latent_input("Stage-1 latents from a sampler driving the SANA-WM model (or core Load Latent). "
+                             "Their fps (the camera path's) scales the refiner's temporal position encoding. The "
+                             "noise mask is ignored: the first latent frame is always the refiner's sink."),
                 io.String.Input("prompt", multiline=True, default="",
-                                tooltip="Refiner prompt (used raw, stripped). Empty = the Stage-1 prompt "
-                                        "carried by the latent."),
+                                tooltip="Refiner prompt (used raw, stripped). Leave it empty to reuse the Stage-1 "
+                                        "prompt carried by the latent (typed once, in Image To Video); fill it to "
+                                        "override. A latent from core Load Latent carries none: type it here."),
                 io.Int.Input("seed", default=42, min=0, max=0xFFFFFFFFFFFFFFFF,
                              tooltip="Seed of the refiner's own noise (the reference uses 42)."),
+                Camera.Input("camera", optional=True, tooltip=(
+                    "Optional. Only needed for a latent that lost its SANA-WM clip info (core Load Latent): the "
+                    "camera path it was generated with gives the fps and the poses Save Video writes. Connected, "
+                    "it wins over the path the latent carries.")),
+                io.Float.Input("fps", default=0.0, min=0.0, max=240.0, optional=True, force_input=True, tooltip=(
+                    "Optional. The clip's frame rate, for a latent that lost its SANA-WM clip info (core Load "
+                    "Latent) when no camera is connected. Unconnected or 0 = the camera's, else the latent's.")),
             ],
-            outputs=[Latent.Output(display_name="latent")],
+            outputs=[io.Latent.Output(display_name="latent")],
         )
 
     @classmethod
-    def execute(cls, refiner, latent, prompt, seed, **_old_widgets) -> io.NodeOutput:
-        """The frame rate that scales the refiner's temporal RoPE is the latent's own (the camera path's fps).
-        `_old_widgets` takes the `fps` value that workflows saved before that input was removed."""
+    def execute(cls, refiner, latent, prompt, seed, camera=None, fps=0.0, **_old_widgets) -> io.NodeOutput:
+        """The frame rate that scales the refiner's temporal RoPE is the latent's own (the camera path's fps)
+        unless `fps` / `camera` are given. API prompts saved while `fps` was a widget still send it (the same
+        value as the latent's); `_old_widgets` takes whatever else older workflows send."""
         if not isinstance(refiner, SanaWMRefiner):
             raise ValueError("refiner input must come from 'SANA-WM Refiner Loader'")
-        text = refiner.prompt_for(latent, prompt)          # bad inputs fail before anything is unloaded
+        lat = engine_latent(latent).with_clip_inputs(camera, fps or 0.0)
+        text = refiner.prompt_for(lat, prompt)             # bad inputs fail before anything is unloaded
+        lat.require_fps()
         settings = RefineSettings()
         mm.unload_all_models()
         mm.soft_empty_cache()
-        return io.NodeOutput(refiner.refine_latent(latent, text, seed=int(seed), settings=settings,
-                                                   host=ComfyHost()))
+        out = refiner.refine_latent(lat, text, seed=int(seed), settings=settings, host=ComfyHost())
+        return io.NodeOutput(core_latent(out, like=latent))
 
 
 NODES = [SanaWMRefinerLoader, SanaWMRefine]

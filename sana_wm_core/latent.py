@@ -16,6 +16,15 @@ import torch
 
 from .camera.types import CameraPath
 
+LTX2_TEMPORAL_STRIDE = 8        # the LTX-2 VAE: L latent frames decode to 8(L-1)+1 pixel frames
+
+NO_CLIP_INFO = ("a core node such as Load Latent dropped the SANA-WM clip info the latent carried")
+
+
+def pixel_frames(latent_frames: int, temporal_stride: int = LTX2_TEMPORAL_STRIDE) -> int:
+    """Pixel frames a latent of `latent_frames` frames decodes to (before any sink frame is dropped)."""
+    return (int(latent_frames) - 1) * int(temporal_stride) + 1
+
 
 @dataclass(frozen=True)
 class SanaWMLatent:
@@ -35,6 +44,34 @@ class SanaWMLatent:
     generation: dict[str, Any] = field(default_factory=dict)
     # (C+1,3) latent->RGB map fitted on the first frame (Stage 1), so the refiner can draw previews too
     preview_proj: torch.Tensor | None = None
+
+    def with_clip_inputs(self, camera: CameraPath | None = None, fps: float = 0.0) -> "SanaWMLatent":
+        """The latent as a node with optional `camera` / `fps` inputs sees it: the explicit inputs win (an
+        `fps` > 0, then the camera's fps; the camera replaces the path), the carried values fill the rest, and
+        the camera's poses stand in for poses the latent lost (`NO_CLIP_INFO`). fps 0 stays unknown."""
+        if camera is not None and not isinstance(camera, CameraPath):
+            raise ValueError(f"camera must be a SANA-WM camera path (SANAWM_CAMERA), got {type(camera).__name__}")
+        c2w = self.c2w
+        if c2w is None and camera is not None:
+            if camera.num_frames < self.num_frames:
+                raise ValueError(f"camera has {camera.num_frames} poses but the latent decodes to {self.num_frames} "
+                                 "frames: connect the camera path the clip was generated with")
+            c2w = np.asarray(camera.c2w)[:self.num_frames]
+        cam = camera if camera is not None else self.camera
+        if fps and float(fps) > 0:
+            rate = float(fps)
+        elif camera is not None:
+            rate = float(camera.fps)
+        else:
+            rate = float(self.fps or (self.camera.fps if self.camera is not None else 0.0))
+        return replace(self, c2w=c2w, camera=cam, fps=rate)
+
+    def require_fps(self) -> float:
+        """The latent's fps, or a ValueError naming the inputs that give it when it is unknown."""
+        if not self.fps or self.fps <= 0:
+            raise ValueError(f"the latent carries no frame rate ({NO_CLIP_INFO}): connect the camera path to "
+                             "'camera' or set 'fps'")
+        return float(self.fps)
 
     @property
     def refined(self) -> bool:

@@ -52,10 +52,12 @@ for name in set(nodes.NODE_CLASS_MAPPINGS) - before:
     if row["v3"]:
         schema = cls.GET_SCHEMA()
         socks = list(schema.inputs or []) + list(schema.outputs or [])
+        # (io_type, its type class) of every socket; a MultiType socket accepts several types
+        typed = [(str(t.io_type), t) for s in socks for t in (s.io_types if hasattr(s, "io_types") else [s.Parent])]
         row["node_id"] = schema.node_id
-        row["own_types"] = sorted({str(s.io_type) for s in socks if str(s.io_type).startswith("SANAWM_")})
-        row["undeclared"] = sorted({str(s.io_type) for s in socks if str(s.io_type).startswith("SANAWM_")
-                                    and s.Parent is not declared.get(str(s.io_type))})
+        row["own_types"] = sorted({name for name, _ in typed if name.startswith("SANAWM_")})
+        row["undeclared"] = sorted({name for name, t in typed if name.startswith("SANAWM_")
+                                    and t is not declared.get(name)})
     out["nodes"][name] = row
 out["log"] = stream.getvalue()
 print("@@" + json.dumps(out))

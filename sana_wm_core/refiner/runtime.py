@@ -210,7 +210,8 @@ class SanaWMRefiner:
         require_latent(latent).require_unrefined()
         text = (prompt or "").strip() or (latent.prompt or "").strip()
         if not text:
-            raise ValueError("prompt is empty and the latent carries no Stage-1 prompt; type the refiner prompt")
+            raise ValueError("prompt is empty and the latent carries no Stage-1 prompt (core nodes such as Load "
+                             "Latent drop it): type the refiner prompt into 'prompt'")
         return text
 
     def refine_latent(

@@ -77,10 +77,11 @@ def save_latent_clip(chunks: Iterable[np.ndarray], mp4_path: str | Path, latent:
                      camera: CameraPath | None = None, fps: float = 0.0, overlay: bool = False,
                      crf: int = 25) -> tuple[VideoInfo, Path]:
     """`save_clip` for the decoded frames of `latent` (`decode_latent_frames`): the poses, frame count and
-    first pose of the frames it keeps, and its prompt, stage and settings in the JSON. `camera` overrides the
-    path it carries; `fps <= 0` means the camera's fps (else the latent's)."""
-    cam = camera if camera is not None else latent.camera
-    rate = float(fps) if fps and fps > 0 else float(cam.fps if cam is not None else latent.fps)
-    return save_clip(chunks, mp4_path, fps=rate, camera=cam, video_c2w=latent.output_c2w(),
+    first pose of the frames it keeps, and its prompt, stage and settings in the JSON. `camera` and `fps` are
+    the node's optional inputs (`SanaWMLatent.with_clip_inputs`: they win over what the latent carries; `fps`
+    <= 0 means the camera's, else the latent's). A latent with no known fps is refused before any frame is read."""
+    latent = latent.with_clip_inputs(camera, fps)
+    rate = latent.require_fps()
+    return save_clip(chunks, mp4_path, fps=rate, camera=latent.camera, video_c2w=latent.output_c2w(),
                      n_frames=latent.output_frames, overlay=overlay, first_pose=latent.drop_first_frames,
                      crf=crf, extra={"prompt": latent.prompt, "stage": latent.stage, **latent.generation})
