@@ -26,10 +26,11 @@ def latent_input(tooltip: str) -> io.MultiType.Input:
     return io.MultiType.Input("latent", types=list(LATENT_TYPES), tooltip=tooltip)
 
 
-def engine_latent(value: Any, *, temporal_stride: int = LTX2_TEMPORAL_STRIDE) -> SanaWMLatent:
+def engine_latent(value: Any, *, temporal_stride: int | None = None) -> SanaWMLatent:
     """The `SanaWMLatent` behind a core LATENT (or the value itself); ValueError naming the input when it is
     not one clip's video latent. Without the clip info the latent decodes every frame and knows no fps,
-    camera or prompt (the node's optional inputs fill those in)."""
+    camera or prompt (the node's optional inputs fill those in). `temporal_stride`: the VAE's, when the node
+    has one; else the clip info's, else LTX-2's."""
     if isinstance(value, SanaWMLatent):
         return value
     if not isinstance(value, dict) or not torch.is_tensor(value.get("samples")):
@@ -42,10 +43,11 @@ def engine_latent(value: Any, *, temporal_stride: int = LTX2_TEMPORAL_STRIDE) ->
     if samples.shape[0] != 1:
         raise ValueError(f"latent holds a batch of {samples.shape[0]} clips; SANA-WM decodes and refines one clip: "
                          "pick one with core 'Latent From Batch'")
-    frames = pixel_frames(samples.shape[2], temporal_stride)
     clip = value.get(CLIP_KEY)
     if not isinstance(clip, dict):
-        return SanaWMLatent(samples=samples, num_frames=frames, fps=0.0)
+        return SanaWMLatent(samples=samples, num_frames=pixel_frames(samples.shape[2], temporal_stride or
+                                                                     LTX2_TEMPORAL_STRIDE), fps=0.0)
+    frames = pixel_frames(samples.shape[2], temporal_stride or clip.get("temporal_stride") or LTX2_TEMPORAL_STRIDE)
     c2w = clip.get("c2w")
     if c2w is not None:             # a core node that cut frames off the end keeps the poses aligned
         c2w = np.asarray(c2w)[:frames] if len(c2w) >= frames else None
