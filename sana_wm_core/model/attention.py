@@ -9,7 +9,7 @@ after this window goes back into a dict of `BlockState` fields (see `cache.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..runtime.kernels import KernelSettings
 from .cache import BlockState, KVState
 from .kernels import bidirectional_short_conv, camera_softmax_attention, frame_gdn, softmax_attention
-from .layers import ConvWeight, Linear, RMSNorm
+from .ops import TorchOps, layer_class, weight_user
 from .rope import apply_rope
 from .ucpe import rms_scale, ucpe_tokens
 
@@ -64,34 +64,48 @@ def _kv_after(held, k_all: torch.Tensor, v_all: torch.Tensor, ctx: FrameContext)
 
 class HybridAttention(nn.Module):
     def __init__(self, hidden: int, head_dim: int, *, softmax: bool, conv_kernel: int = 4, qk_norm: bool = True,
-                 norm_eps: float = 1e-5, gdn_eps: float = 1e-8, ucpe_renorm: bool = True) -> None:
+                 norm_eps: float = 1e-5, gdn_eps: float = 1e-8, ucpe_renorm: bool = True,
+                 operations: Any = TorchOps) -> None:
         super().__init__()
         self.softmax = softmax
         self.heads, self.head_dim = hidden // head_dim, head_dim
         self.gdn_eps, self.ucpe_renorm = gdn_eps, ucpe_renorm
         H = self.heads
+        Linear, RMSNorm = layer_class(operations, "Linear"), layer_class(operations, "RMSNorm")
+        short_conv = weight_user(layer_class(operations, "Conv1d"))
+
+        def conv() -> Optional[nn.Module]:
+            """Holds a depthwise temporal conv weight (C, 1, K) under the checkpoint name `<name>.weight`."""
+            if softmax or conv_kernel <= 0:
+                return None
+            m = short_conv(hidden, hidden, conv_kernel, groups=hidden, bias=False)
+            if m.weight is not None:
+                with torch.no_grad():
+                    m.weight.copy_(torch.randn(m.weight.shape) * 0.1)
+            return m
+
         self.qkv = Linear(hidden, 3 * hidden, bias=False)
         self.proj = Linear(hidden, hidden)
-        self.q_norm = RMSNorm(hidden, norm_eps) if qk_norm else None
-        self.k_norm = RMSNorm(hidden, norm_eps) if qk_norm else None
+        self.q_norm = RMSNorm(hidden, eps=norm_eps) if qk_norm else None
+        self.k_norm = RMSNorm(hidden, eps=norm_eps) if qk_norm else None
         self.beta_proj = Linear(hidden, H)
         self.gate_proj = Linear(hidden, H)
         self.A_log = nn.Parameter(torch.log(torch.empty(H).uniform_(1, 16)))
         self.dt_bias = nn.Parameter(torch.full((H,), -3.0))
         self.register_buffer("recall_gate", torch.zeros(1))
         self.output_gate = Linear(hidden, hidden)
-        self.conv_k = None if softmax or conv_kernel <= 0 else ConvWeight(hidden, conv_kernel)
+        self.conv_k = conv()
         self.q_proj_cam = Linear(hidden, hidden)
         self.k_proj_cam = Linear(hidden, hidden)
         self.v_proj_cam = Linear(hidden, hidden)
         self.out_proj_cam = Linear(hidden, hidden)
-        self.q_norm_cam = RMSNorm(hidden, norm_eps) if qk_norm else None
-        self.k_norm_cam = RMSNorm(hidden, norm_eps) if qk_norm else None
-        self.conv_k_cam = None if softmax or conv_kernel <= 0 else ConvWeight(hidden, conv_kernel)
+        self.q_norm_cam = RMSNorm(hidden, eps=norm_eps) if qk_norm else None
+        self.k_norm_cam = RMSNorm(hidden, eps=norm_eps) if qk_norm else None
+        self.conv_k_cam = conv()
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def _norm(norm: Optional[RMSNorm], x: torch.Tensor) -> torch.Tensor:
+    def _norm(norm: Optional[nn.Module], x: torch.Tensor) -> torch.Tensor:
         return x if norm is None else norm(x)
 
     def _to_scan(self, x: torch.Tensor, f: int) -> torch.Tensor:
@@ -125,8 +139,8 @@ class HybridAttention(nn.Module):
         S = ctx.tokens_per_frame
         keep = new is not None
         if self.conv_k is not None:
-            k = _carry(new, "conv_k", bidirectional_short_conv(k, self.conv_k.weight, f, ctx.chunk_id,
-                                                                initial_state=st.conv_k, output_final_state=keep))
+            k = _carry(new, "conv_k", self.conv_k.run_with_weight(k, lambda k, w, _b: bidirectional_short_conv(
+                k, w, f, ctx.chunk_id, initial_state=st.conv_k, output_final_state=keep)))
         q = torch.relu_(self._norm(self.q_norm, q))
         k = torch.relu_(self._norm(self.k_norm, k)).mul_((self.head_dim ** -0.5) * (S ** -0.5))
         q, k, v = self._to_scan(q, f), self._to_scan(k, f), self._to_scan(v, f)
@@ -159,8 +173,8 @@ class HybridAttention(nn.Module):
         q, k, v = self.q_proj_cam(x), self.k_proj_cam(x), self.v_proj_cam(x)
         keep = new is not None
         if self.conv_k_cam is not None:
-            k = _carry(new, "conv_k_cam", bidirectional_short_conv(
-                k, self.conv_k_cam.weight, f, ctx.chunk_id, initial_state=st.conv_k_cam, output_final_state=keep))
+            k = _carry(new, "conv_k_cam", self.conv_k_cam.run_with_weight(k, lambda k, w, _b: bidirectional_short_conv(
+                k, w, f, ctx.chunk_id, initial_state=st.conv_k_cam, output_final_state=keep)))
         q, k = self._norm(self.q_norm_cam, q), self._norm(self.k_norm_cam, k)
         if not self.softmax:
             q = torch.relu_(q)

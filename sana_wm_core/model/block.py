@@ -2,7 +2,7 @@
 cross-attention, modulated GLUMBConvTemp FFN."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
@@ -13,21 +13,21 @@ from .cache import BlockState
 from .config import SanaWMConfig
 from .cross_attention import CrossAttention
 from .ffn import GLUMBConvTemp
-from .layers import Linear
+from .ops import TorchOps, layer_class
 
 
 class SanaWMBlock(nn.Module):
-    def __init__(self, cfg: SanaWMConfig, index: int) -> None:
+    def __init__(self, cfg: SanaWMConfig, index: int, operations: Any = TorchOps) -> None:
         super().__init__()
         C = cfg.hidden_size
         self.index = index
         self.scale_shift_table = nn.Parameter(torch.randn(6, C) / C ** 0.5)
-        self.plucker_proj = Linear(C, C) if cfg.block_has_plucker(index) else None
+        self.plucker_proj = layer_class(operations, "Linear")(C, C) if cfg.block_has_plucker(index) else None
         self.attn = HybridAttention(C, cfg.linear_head_dim, softmax=index in cfg.softmax_blocks,
                                     conv_kernel=cfg.conv_kernel_size, qk_norm=cfg.qk_norm, norm_eps=cfg.norm_eps,
-                                    gdn_eps=cfg.gdn_eps, ucpe_renorm=cfg.ucpe_renorm)
-        self.cross_attn = CrossAttention(C, cfg.num_attention_heads, qk_norm=cfg.cross_norm)
-        self.mlp = GLUMBConvTemp(C, cfg.ffn_hidden, cfg.t_kernel_size)
+                                    gdn_eps=cfg.gdn_eps, ucpe_renorm=cfg.ucpe_renorm, operations=operations)
+        self.cross_attn = CrossAttention(C, cfg.num_attention_heads, qk_norm=cfg.cross_norm, operations=operations)
+        self.mlp = GLUMBConvTemp(C, cfg.ffn_hidden, cfg.t_kernel_size, operations=operations)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, t0: torch.Tensor, mask: Optional[torch.Tensor],
                 ctx: FrameContext, plucker_emb: Optional[torch.Tensor] = None,

@@ -1,19 +1,20 @@
 """Text cross-attention: q from image tokens, k/v from the projected caption, q/k RMSNorm, padding mask."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
 
 from .kernels.attention import cross_attention
-from .layers import Linear, RMSNorm
+from .ops import TorchOps, layer_class
 
 
 class CrossAttention(nn.Module):
-    def __init__(self, hidden: int, heads: int, qk_norm: bool = True) -> None:
+    def __init__(self, hidden: int, heads: int, qk_norm: bool = True, operations: Any = TorchOps) -> None:
         super().__init__()
         self.heads, self.head_dim = heads, hidden // heads
+        Linear, RMSNorm = layer_class(operations, "Linear"), layer_class(operations, "RMSNorm")
         self.q_linear = Linear(hidden, hidden)
         self.kv_linear = Linear(hidden, 2 * hidden)
         self.proj = Linear(hidden, hidden)

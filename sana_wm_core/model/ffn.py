@@ -7,13 +7,13 @@ summed with frame shifts. In the chunk-causal variant the "next frame" tap is dr
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import Linear
+from .ops import TorchOps, init_uniform_, layer_class, weight_user
 
 FFN_CHUNK_ELEMENTS = 1 << 28  # cap on elements of one 2*ffn_hidden-wide intermediate
 
@@ -26,22 +26,27 @@ class _ConvHolder(nn.Module):
         self.conv = conv
 
 
-class _DepthwiseConv(nn.Module):
-    def __init__(self, channels: int, kernel: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(channels, 1, kernel, kernel) * 0.1)
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-
 class GLUMBConvTemp(nn.Module):
-    def __init__(self, hidden: int, ffn_hidden: int, t_kernel: int = 3) -> None:
+    def __init__(self, hidden: int, ffn_hidden: int, t_kernel: int = 3, operations: Any = TorchOps) -> None:
         super().__init__()
         self.ffn_hidden = ffn_hidden
-        self.inverted_conv = _ConvHolder(Linear(hidden, 2 * ffn_hidden, kernel=(1, 1)))
-        self.depth_conv = _ConvHolder(_DepthwiseConv(2 * ffn_hidden, 3))
-        self.point_conv = _ConvHolder(Linear(ffn_hidden, hidden, bias=False, kernel=(1, 1)))
-        self.t_conv = Linear(hidden, hidden, bias=False, kernel=(t_kernel, 1))
-        nn.init.normal_(self.t_conv.weight, std=0.02)
+        conv2d = layer_class(operations, "Conv2d")
+        matmul = weight_user(conv2d, matmul=True)
+        self.inverted_conv = _ConvHolder(matmul(hidden, 2 * ffn_hidden, kernel_size=1))
+        init_uniform_(self.inverted_conv.conv)
+        depthwise = weight_user(conv2d)(2 * ffn_hidden, 2 * ffn_hidden, kernel_size=3, padding=1,
+                                        groups=2 * ffn_hidden)
+        if depthwise.weight is not None:
+            with torch.no_grad():
+                depthwise.weight.copy_(torch.randn(depthwise.weight.shape) * 0.1)
+                depthwise.bias.zero_()
+        self.depth_conv = _ConvHolder(depthwise)
+        self.point_conv = _ConvHolder(matmul(ffn_hidden, hidden, kernel_size=1, bias=False))
+        init_uniform_(self.point_conv.conv)
+        self.t_conv = matmul(hidden, hidden, kernel_size=(t_kernel, 1), bias=False)
+        init_uniform_(self.t_conv)
+        if self.t_conv.weight is not None:
+            nn.init.normal_(self.t_conv.weight, std=0.02)
 
     def forward(self, x: torch.Tensor, fhw: tuple[int, int, int],
                 chunk_id: Optional[Sequence[int]] = None, *, initial_state: Optional[torch.Tensor] = None,
@@ -66,7 +71,7 @@ class GLUMBConvTemp(nn.Module):
         out = self._temporal(p, f, chunk_id, initial_state)
         if not output_final_state:
             return out
-        c = self.t_conv.weight.shape[2] // 2
+        c = self.t_conv.kernel_size[0] // 2
         seen = p.view(B, f, S, C) if initial_state is None else torch.cat(
             [initial_state.to(device=p.device, dtype=p.dtype), p.view(B, f, S, C)], 1)
         return out, seen[:, seen.shape[1] - min(c, seen.shape[1]):].clone()
@@ -74,25 +79,36 @@ class GLUMBConvTemp(nn.Module):
     def _spatial(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """(B, f, S, C) -> (B, f, S, C): 1x1 expand + SiLU, depthwise 3x3, GLU, 1x1 project, per frame."""
         B, f, S, C = x.shape
-        u = F.silu(self.inverted_conv.conv(x), inplace=True)
+        u = F.silu(self.inverted_conv.conv.matmul(x), inplace=True)
         ch = u.shape[-1]
         u = u.view(B * f, h, w, ch).permute(0, 3, 1, 2)  # channels-last view
-        dw = self.depth_conv.conv
-        u = F.conv2d(u, dw.weight.to(u.device, u.dtype), dw.bias.to(u.device, u.dtype),
-                     padding=dw.weight.shape[-1] // 2, groups=ch)
-        u = u.permute(0, 2, 3, 1)
+        u = self.depth_conv.conv.run_with_weight(u, self._depthwise).permute(0, 2, 3, 1)
         val, gate = u[..., : self.ffn_hidden], u[..., self.ffn_hidden:]
         # GLU in place in the conv output (no two more ffn_hidden-wide temporaries); the strided `val` view
         # goes to the matmul as is (row stride 2*ffn_hidden)
         val.mul_(F.silu(gate, inplace=True))
-        return self.point_conv.conv(val.reshape(B, f, S, -1))
+        return self.point_conv.conv.matmul(val.reshape(B, f, S, -1))
+
+    @staticmethod
+    def _depthwise(u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """The per-frame depthwise 3x3 (same padding) on a (B*f, ch, h, w) view."""
+        return F.conv2d(u, weight.to(u.device, u.dtype), bias.to(u.device, u.dtype),
+                        padding=weight.shape[-1] // 2, groups=u.shape[1])
 
     def _temporal(self, p: torch.Tensor, f: int, chunk_id: Optional[Sequence[int]],
                   past: Optional[torch.Tensor] = None) -> torch.Tensor:
         """p + t_conv(p): one matmul gives all taps, summed with frame shifts. `past` (B, P, S, C) holds the
         point_conv frames before the window, read by the taps that look back across its start."""
+        return self.t_conv.run_with_weight(p, lambda p, w, _b: self._taps(p, w, f, chunk_id, past))
+
+    def _taps(self, p: torch.Tensor, weight: torch.Tensor, f: int, chunk_id: Optional[Sequence[int]],
+              past: Optional[torch.Tensor]) -> torch.Tensor:
         B, N, C = p.shape
-        wt = self.t_conv.compute_weight(p)[..., 0]  # (C_out, C_in, K)
+        scale = getattr(self.t_conv, "weight_scale", None)
+        wt = weight.to(device=p.device, dtype=p.dtype)
+        if scale is not None:
+            wt = wt * scale.to(device=p.device, dtype=p.dtype)
+        wt = wt[..., 0]  # (C_out, C_in, K)
         K = wt.shape[-1]
         taps = F.linear(p, wt.permute(2, 0, 1).reshape(K * C, C)).view(B, f, N // f, K, C)
         c = K // 2

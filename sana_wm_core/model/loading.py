@@ -18,8 +18,7 @@ from .config import SanaWMConfig
 from .convert import original_to_diffusers, unwrap_state_dict, infer_config
 from ..runtime.dtypes import WEIGHT_FORMATS, parse_dtype
 from ..runtime.fp8 import FP8_DTYPE, quantize_fp8
-from ..runtime.offload import assign_tensor
-from .layers import Linear
+from .ops import is_matmul_layer, keeps_row_scale
 from .transformer import SanaWMTransformer
 
 log = logging.getLogger("sana_wm")
@@ -90,8 +89,7 @@ def _from_mapping(shapes: dict, getter, config_json) -> _Source:
     return _Source(renamed_shapes, getter, renamed, config_json)
 
 
-def _check_keys(model: nn.Module, shapes: dict) -> None:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def _check_keys(expected: dict, shapes: dict) -> None:
     missing = [k for k in expected if k not in shapes and not k.endswith(_OPTIONAL_KEYS)]
     unexpected = [k for k in shapes if k not in expected]
     wrong = [f"{k}: checkpoint {shapes[k]} vs model {expected[k]}" for k in expected
@@ -109,7 +107,26 @@ def _check_keys(model: nn.Module, shapes: dict) -> None:
 
 def _fp8_eligible(model: nn.Module, key: str) -> bool:
     mod_name, _, name = key.rpartition(".")
-    return (name == "weight" and key.startswith("blocks.") and isinstance(model.get_submodule(mod_name), Linear))
+    return name == "weight" and key.startswith("blocks.") and is_matmul_layer(model.get_submodule(mod_name))
+
+
+def _layout(cfg: SanaWMConfig) -> tuple[dict, set]:
+    """Every checkpoint key of the network -> its shape, and which keys are parameters (the rest are buffers),
+    from a meta-built default-operations network: other operations classes may create their weights only when
+    the state dict arrives (ComfyUI's Dynamic VRAM), so their modules cannot list them beforehand."""
+    with torch.device("meta"):
+        ref = SanaWMTransformer(cfg)
+    return {k: tuple(v.shape) for k, v in ref.state_dict().items()}, {k for k, _ in ref.named_parameters()}
+
+
+def _assign(model: nn.Module, key: str, value: torch.Tensor, is_param: bool) -> None:
+    """Put `value` at the dotted `key` without copying (a frozen parameter, or a buffer)."""
+    mod_name, _, leaf = key.rpartition(".")
+    mod = model.get_submodule(mod_name) if mod_name else model
+    if is_param:
+        setattr(mod, leaf, nn.Parameter(value, requires_grad=False))
+    else:
+        mod._buffers[leaf] = value
 
 
 def _config_yaml_heads(src: Any) -> Optional[int]:
@@ -124,7 +141,7 @@ def _config_yaml_heads(src: Any) -> Optional[int]:
 def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, Any]],
                      config: Union[None, SanaWMConfig, dict] = None, *, dtype: Union[None, str, torch.dtype] = None,
                      device: Union[str, torch.device] = "cpu", weight_format: str = "default",
-                     overrides: Optional[Mapping[str, Any]] = None) -> SanaWMTransformer:
+                     overrides: Optional[Mapping[str, Any]] = None, operations: Any = None) -> SanaWMTransformer:
     """Build the Stage-1 DiT from a checkpoint in either key layout.
 
     config: a SanaWMConfig, a diffusers-style dict, or None (read config.json when the folder has one,
@@ -132,7 +149,10 @@ def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, An
     keeps the checkpoint's) or fp8 (= bf16 with weight_format fp8_e4m3fn). weight_format "fp8_e4m3fn" stores
     the block matmul weights in e4m3 with a per-row scale (sana_wm_core/runtime/fp8.py), upcast per layer.
     overrides: config fields no tensor shape shows, set on top of the config (the chunk-causal release's
-    `chunk_size` / `chunk_split_strategy` from its config.yaml). A checkpoint that does not fit raises
+    `chunk_size` / `chunk_split_strategy` from its config.yaml). operations: the layer classes' namespace
+    (sana_wm_core/model/ops.py; None = plain torch.nn; ComfyUI's loader passes `comfy.ops.*`). With the default
+    classes fp8 weights keep a per-row scale; with others (ComfyUI's) they are a plain e4m3 cast that the
+    classes upcast per layer, as ComfyUI stores every fp8 model. A checkpoint that does not fit raises
     ValueError listing missing/unexpected keys.
     """
     if weight_format not in WEIGHT_FORMATS:
@@ -158,24 +178,28 @@ def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, An
     fp8 = weight_format == "fp8_e4m3fn" or (target is not None and target == FP8_DTYPE)
     if fp8 and (target is None or target == FP8_DTYPE):
         target = torch.bfloat16          # fp8 storage computes in bf16 unless a compute dtype is given
+    expected, params = _layout(cfg)
+    _check_keys(expected, src.shapes)
     with torch.device("meta"):
-        model = SanaWMTransformer(cfg)
-    _check_keys(model, src.shapes)
+        model = SanaWMTransformer(cfg, operations=operations)
     dev = torch.device(device)
-    for key in model.state_dict():
+    for key, shape in expected.items():
         if key not in src.shapes:
-            assign_tensor(model, key, torch.zeros(model.state_dict()[key].shape, device=dev))
+            _assign(model, key, torch.zeros(shape, device=dev), key in params)
             continue
         t = src.tensor(key)
         if t.is_floating_point():
             cast = target or t.dtype
             if fp8 and _fp8_eligible(model, key):
-                q, scale = quantize_fp8(t)
-                assign_tensor(model, key, q.to(dev))
-                model.get_submodule(key.rpartition(".")[0]).weight_scale = scale.to(dev)
-                continue
+                layer = model.get_submodule(key.rpartition(".")[0])
+                if keeps_row_scale(layer):
+                    q, scale = quantize_fp8(t)
+                    _assign(model, key, q.to(dev), True)
+                    layer.weight_scale = scale.to(dev)
+                    continue
+                cast = FP8_DTYPE
             t = t.to(cast)
-        assign_tensor(model, key, t.to(dev))
+        _assign(model, key, t.to(dev), key in params)
     for name, buf in model.named_buffers():
         if buf is not None and buf.is_meta:
             raise ValueError(f"buffer {name} was not loaded")
@@ -185,9 +209,9 @@ def load_transformer(state_dict_or_path: Union[str, os.PathLike, Mapping[str, An
     return model
 
 
-def iter_fp8_layers(model: nn.Module) -> Iterator[Linear]:
+def iter_fp8_layers(model: nn.Module) -> Iterator[nn.Module]:
     for name, m in model.named_modules():
-        if name.startswith("blocks.") and isinstance(m, Linear):
+        if name.startswith("blocks.") and is_matmul_layer(m):
             yield m
 
 

@@ -10,7 +10,7 @@ the window (chunk-causal and streaming samplers, see `cache.py`).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -24,31 +24,38 @@ from .cache import DiTCache
 from .config import SanaWMConfig, chunk_ids
 from .config import chunk_starts as planned_chunk_starts
 from .inputs import normalize_inputs
-from .layers import CaptionEmbedder, FinalLayer, Linear, PatchEmbed, RMSNorm, TimestepEmbedder
+from .layers import CaptionEmbedder, FinalLayer, PatchEmbed, TimestepEmbedder
+from .ops import TorchOps, layer_class
 from .rope import camera_rope_table, rope_table
 from ..runtime.host import Host
 from .ucpe import ray_matrices
 
 
 class SanaWMTransformer(nn.Module):
-    """Stage-1 DiT built from a `SanaWMConfig` (any size)."""
+    """Stage-1 DiT built from a `SanaWMConfig` (any size).
+
+    operations: the namespace its linear / conv / norm layers come from (`ops.py`): the torch.nn default, or
+    ComfyUI's `comfy.ops.*` so ComfyUI's model management can cast, offload and patch them per layer."""
 
     accepts_host = True  # forward(host=) checks the host's interrupt before every block
 
-    def __init__(self, config: SanaWMConfig) -> None:
+    def __init__(self, config: SanaWMConfig, operations: Any = TorchOps) -> None:
         super().__init__()
         self.config = cfg = config
+        self.operations = operations if operations is not None else TorchOps
+        ops = self.operations
         C, patch = cfg.hidden_size, cfg.patch_size
-        self.t_embedder = TimestepEmbedder(C)
-        self.attention_y_norm = RMSNorm(C, cfg.norm_eps) if cfg.y_norm else None
-        self.t_block = nn.Sequential(nn.SiLU(), Linear(C, 6 * C))
-        self.x_embedder = PatchEmbed(cfg.in_channels, C, patch)
-        self.y_embedder = CaptionEmbedder(cfg.caption_channels, C)
-        self.plucker_embedder = (PatchEmbed(cfg.chunk_plucker_channels, C, patch)
+        self.t_embedder = TimestepEmbedder(C, operations=ops)
+        self.attention_y_norm = layer_class(ops, "RMSNorm")(C, eps=cfg.norm_eps) if cfg.y_norm else None
+        self.t_block = nn.Sequential(nn.SiLU(), layer_class(ops, "Linear")(C, 6 * C))
+        self.x_embedder = PatchEmbed(cfg.in_channels, C, patch, operations=ops)
+        self.y_embedder = CaptionEmbedder(cfg.caption_channels, C, operations=ops)
+        self.plucker_embedder = (PatchEmbed(cfg.chunk_plucker_channels, C, patch, operations=ops)
                                  if cfg.use_chunk_plucker_post_attn else None)
-        self.raymap_embedder = PatchEmbed(3, C, patch)  # in the checkpoint, unused by this configuration
-        self.blocks = nn.ModuleList(SanaWMBlock(cfg, i) for i in range(cfg.num_layers))
-        self.final_layer = FinalLayer(C, cfg.in_channels * patch[0] * patch[1] * patch[2])
+        self.raymap_embedder = PatchEmbed(3, C, patch, operations=ops)  # in the checkpoint, unused here
+        self.blocks = nn.ModuleList(SanaWMBlock(cfg, i, operations=ops) for i in range(cfg.num_layers))
+        self.final_layer = FinalLayer(C, cfg.in_channels * patch[0] * patch[1] * patch[2], operations=ops)
+        self._compute_dtype: Optional[torch.dtype] = None
         self._offloader: Optional[BlockOffloader] = None
         self.kernels = KernelSettings.from_env()  # kernel choice, read once; assign to change it per model
         self._rope_cache: dict = {}
@@ -65,9 +72,16 @@ class SanaWMTransformer(nn.Module):
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        """Activation dtype: the weights' dtype, bf16 when the weights are stored in fp8."""
+        """Activation dtype: the one assigned (weights stored in another dtype and cast per layer, as ComfyUI's
+        manual_cast does), else the weights' dtype, bf16 when the weights are stored in fp8."""
+        if self._compute_dtype is not None:
+            return self._compute_dtype
         dt = self.x_embedder.proj.weight.dtype
         return torch.bfloat16 if dt.itemsize == 1 else dt
+
+    @compute_dtype.setter
+    def compute_dtype(self, value: Optional[torch.dtype]) -> None:
+        self._compute_dtype = value
 
     def get_dtype(self) -> torch.dtype:  # ComfyUI's ModelPatcher.model_dtype() asks this
         return self.compute_dtype
