@@ -23,6 +23,7 @@ from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
 from ..sana_wm_core.weights import check_model_reference, locate_repo
 from ..sana_wm_core.weights.known import CHUNK_CAUSAL_REPO
 from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
+from .comfy_ops import dit_operations
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
 from .host import ComfyHost
@@ -173,7 +174,8 @@ class SanaWMModelLoader(io.ComfyNode):
         else:   # sized at the compute dtype: an upper bound for fp8 storage
             initial = mm.unet_inital_load_device(_checkpoint_params(info.dit_path), compute)
         dit = load_transformer(info.dit_path, dtype=compute, device=initial, weight_format=precision.weight_format,
-                               overrides=info.model_overrides)
+                               overrides=info.model_overrides,
+                               operations=dit_operations(compute, precision.fp8, device))
         dit.device = initial
         patcher = wrap_for_comfy(dit, device, mm.unet_offload_device(),
                                  blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None)

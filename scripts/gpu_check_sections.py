@@ -10,6 +10,7 @@ function here plus one entry in `SECTIONS` (and a time box in gpu_check.py's `BU
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -30,6 +31,7 @@ GDN_TOL = {torch.float32: 1e-4, torch.bfloat16: 1e-3}  # max |triton - torch| / 
 EXTRA_MODULES_ENV = "GPU_CHECK_EXTRA_MODULES"  # set by gpu_check.py
 TARGET_ENV = "GPU_CHECK_TARGET"  # the temporary directory the missing wheels went into
 FP8_TOL = 5e-2  # fp8 e4m3 per-row weights vs bf16, relative to the output scale
+COMFYUI_ENV = "GPU_CHECK_COMFYUI"  # a ComfyUI folder for the low-VRAM comparison (default .venv/ComfyUI)
 
 
 def emit(check: str, status: str, figure: str) -> None:
@@ -279,44 +281,117 @@ def section_bench(frames: int, smoke: bool, device: torch.device) -> None:
     guarded(f"bench_dit_gpu {nf} frames: diffusers", ref_row)
 
 
+def _comfy_modules(device: torch.device):
+    """ComfyUI's model management for the low-VRAM comparison: (comfy package, "") or (None, why not).
+
+    Looked for in $GPU_CHECK_COMFYUI, else .venv/ComfyUI (carry that folder, ~30 MB, to a GPU machine)."""
+    path = Path(os.environ.get(COMFYUI_ENV) or ROOT / ".venv" / "ComfyUI")
+    if not (path / "comfy" / "ops.py").is_file():
+        return None, f"ComfyUI not found at {path} (carry .venv/ComfyUI or set {COMFYUI_ENV})"
+    sys.path.insert(0, str(path))
+    try:
+        import comfy.cli_args
+
+        if device.type != "cuda":
+            comfy.cli_args.args.cpu = True
+        import comfy.model_management  # noqa: F401
+        import comfy.model_patcher  # noqa: F401
+        import comfy.ops  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - a missing dependency of ComfyUI is a skipped row, not a failure
+        return None, f"ComfyUI at {path} not importable: {type(exc).__name__}: {str(exc)[:120]}"
+    return comfy, ""
+
+
 def section_lowvram(smoke: bool, device: torch.device) -> None:
-    """Stage 1 at 961 frames under a 24 GiB cap with the pack's low-VRAM path (offload=block)."""
+    """Stage 1 at 961 frames under a 24 GiB cap: the pack's offload=block, then ComfyUI's own low-VRAM path
+    (the DiT built from comfy.ops, `ModelPatcher.load(lowvram_model_memory=...)` with the same device weight
+    budget: layers that do not fit are cast to the GPU per call), and which of the two is faster."""
     from bench_dit_gpu import make_inputs
-    from sana_wm_core.model import SanaWMTransformer, enable_block_offload
+    from sana_wm_core.model import SanaWMTransformer, enable_block_offload, load_transformer
     from sana_wm_core.model.offload import DEFAULT_BLOCKS_RESIDENT
 
     cfg, dtype, (h, w) = _bench_setup(smoke, device)
     nf = 17 if smoke else 961
     lf = (nf - 1) // 8 + 1
+    state: dict = {}
+    cap = "no cap on CPU"
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, LOW_VRAM_CAP_GIB * GIB / total), device)
+        cap = f"cap {LOW_VRAM_CAP_GIB:.0f} GiB"
+
+    def timed(model, kw) -> list:
+        times = []
+        with torch.no_grad():
+            for _ in range(2):  # the first call warms up (kernel compiles, pinned buffers)
+                sync(device)
+                t0 = time.perf_counter()
+                out = model(**kw)
+                sync(device)
+                times.append(time.perf_counter() - t0)
+        state.setdefault("out", out.float().cpu())
+        state["last"] = out.float().cpu()
+        return times
 
     def run():
-        cap = "no cap on CPU"
-        if device.type == "cuda":
-            total = torch.cuda.get_device_properties(device).total_memory
-            torch.cuda.set_per_process_memory_fraction(min(1.0, LOW_VRAM_CAP_GIB * GIB / total), device)
-            cap = f"cap {LOW_VRAM_CAP_GIB:.0f} GiB"
         with torch.device(device):
             model = SanaWMTransformer(cfg).to(dtype).eval()
         # the pack's offload="block" setting; the tiny smoke model streams half its blocks instead
         resident = min(DEFAULT_BLOCKS_RESIDENT, cfg.num_layers // 2) if smoke else DEFAULT_BLOCKS_RESIDENT
-        enable_block_offload(model, device, blocks_resident=resident)
-        kw = make_inputs(cfg, lf, h, w, device, dtype)
+        off = enable_block_offload(model, device, blocks_resident=resident)
+        block_bytes = max(sum(t.numel() * t.element_size() for t in host) for host in off.cpu.values())
+        base_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values()) - \
+            block_bytes * cfg.num_layers
+        state["budget"] = base_bytes + (resident + 2) * block_bytes  # non-block + resident + two in flight
+        state["kw"] = kw = make_inputs(cfg, lf, h, w, device, dtype)
         reset_peak(device)
-        times = []
         try:
-            with torch.no_grad():
-                for _ in range(2):  # the first call warms up (kernel compiles, pinned buffers)
-                    sync(device)
-                    t0 = time.perf_counter()
-                    model(**kw)
-                    sync(device)
-                    times.append(time.perf_counter() - t0)
+            times = timed(model, kw)
         except torch.cuda.OutOfMemoryError as exc:
             return "failed", f"does not fit ({cap}, {resident} blocks resident): {str(exc)[:100]}"
+        state["sd"] = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+        state["block"] = times[-1]
         return "ok", (f"fits ({cap}, {resident} of {cfg.num_layers} blocks resident): "
                       f"{times[-1]:.2f} s/step (one CFG-batch-2 forward), {peak(device)}")
 
+    def run_comfy():
+        if "sd" not in state:
+            return "skipped", "needs the offload=block run's weights"
+        comfy, why = _comfy_modules(device)
+        if comfy is None:
+            return "skipped", why
+        gc.collect()  # the offload=block model and its streams go before this one is placed
+        reset_peak(device)
+        ops = comfy.ops.pick_operations(dtype, dtype, load_device=device)
+        model = load_transformer(state.pop("sd"), cfg, dtype=dtype, device="cpu", operations=ops).eval()
+        patcher = comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=torch.device("cpu"))
+        patcher.load(device, lowvram_model_memory=state["budget"])
+        cast = sum(1 for m in model.modules() if getattr(m, "prev_comfy_cast_weights", None) is not None)
+        layers = sum(1 for m in model.modules() if hasattr(m, "comfy_cast_weights"))
+        block_out = state["out"]
+        try:
+            times = timed(model, state["kw"])
+        except torch.cuda.OutOfMemoryError as exc:
+            return "failed", f"does not fit ({cap}): {str(exc)[:100]}"
+        finally:
+            patcher.unpatch_model(torch.device("cpu"))
+        state["comfy"] = times[-1]
+        return "ok", (f"fits ({cap}, {state['budget'] / GIB:.2f} GiB of weights on the device, {cast} of {layers} "
+                      f"layers cast per call): {times[-1]:.2f} s/step, {peak(device)}; "
+                      f"vs offload=block max rel diff {rel(state['last'], block_out):.1e}")
+
+    def verdict():
+        if "block" not in state or "comfy" not in state:
+            return "skipped", "needs both low-VRAM runs"
+        b, c = state["block"], state["comfy"]
+        winner = "offload=block" if b < c else "ComfyUI low VRAM"
+        return "ok", (f"{winner} wins: block {b:.2f} s/step vs ComfyUI {c:.2f} s/step "
+                      f"({max(b, c) / max(min(b, c), 1e-9):.2f}x) at the same device weight budget; "
+                      f"keep offload=block: {'yes' if b < c else 'no'}")
+
     guarded(f"Stage 1 {nf} frames, low VRAM (offload=block)", run)
+    guarded(f"Stage 1 {nf} frames, low VRAM (ComfyUI lowvram, comfy.ops)", run_comfy)
+    guarded("offload=block vs ComfyUI low VRAM", verdict)
 
 
 def section_refiner(smoke: bool, device: torch.device) -> None:
