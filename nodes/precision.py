@@ -18,7 +18,8 @@ __all__ = ["DTYPE_CHOICES", "WEIGHT_FORMATS", "DTYPE_TOOLTIP", "WEIGHT_FORMAT_TO
 
 DTYPE_TOOLTIP = "Compute dtype. auto = bf16 on GPUs that support it (fp16 otherwise), fp32 on CPU."
 WEIGHT_FORMAT_TOOLTIP = ("default: weights stored in the compute dtype. fp8_e4m3fn stores the block weights in 8 "
-                         "bits with a per-row scale (half the memory) and upcasts them per layer; slightly "
+                         "bits (half the memory; the DiT as ComfyUI stores fp8 models, the refiner with a "
+                         "per-row scale) and upcasts them per layer; slightly "
                          "different numbers.")
 
 
