@@ -3,6 +3,8 @@ summary carries what the browser editor and the saved sidecar need."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +12,17 @@ import pytest
 from sana_wm_core.camera import (CameraPath, action_string_to_c2w, camera_path_json, intrinsics_from_fov,
                                  render_camera_preview)
 
-BG = np.array([24, 26, 30])
+from sana_wm_core.camera import preview
+
+REPO = Path(__file__).resolve().parents[1]
+BG = np.array(preview._rgb(preview.PALETTE["background"]))
+PANEL = np.array(preview._rgb(preview.PALETTE["panel"]))
 
 
 def _drawn_fraction(img: np.ndarray) -> float:
-    return float((np.abs(img.astype(int) - BG).sum(-1) > 30).mean())
+    """Share of pixels that are neither the background nor the empty panel: the path, frustums, text."""
+    far = lambda ref: np.abs(img.astype(int) - ref).sum(-1) > 30   # noqa: E731
+    return float((far(BG) & far(PANEL)).mean())
 
 
 def test_preview_draws_path_and_frustums(artifacts):
@@ -64,3 +72,24 @@ def test_camera_path_json():
     np.testing.assert_allclose(data["c2w"], c2w)
     assert data["intrinsics"]["fov_deg"] == 60.0 and data["intrinsics"]["values"] is None
     assert camera_path_json(CameraPath(c2w=c2w))["intrinsics"] is None
+
+
+def test_preview_node_and_live_view_share_one_palette():
+    """The node's image and the page's live view (web/js/sanawm_path_view.js) draw from sanawm_palette.json."""
+    palette = json.loads((REPO / "web" / "js" / "sanawm_palette.json").read_text())
+    assert preview.PALETTE_FILE == REPO / "web" / "js" / "sanawm_palette.json" and preview.PALETTE == palette
+    js = (REPO / "web" / "js" / "sanawm_path_view.js").read_text()
+    assert 'fetch(new URL("./sanawm_palette.json", import.meta.url))' in js
+    for key in ("background", "panel", "grid", "text", "dim", "start", "end"):   # no second copy in the JS
+        assert palette[key] not in js, key
+    assert not re.search(r"hsl\(\$\{hue[^`]*\b\d+%", js), "the path's saturation/lightness must come from the palette"
+
+    cam = CameraPath(c2w=action_string_to_c2w("w-40,lw-30"), intrinsics=intrinsics_from_fov(70.0))
+    img = render_camera_preview(cam, every_n=1000, size=(640, 320))
+    colours = {tuple(c) for c in img.reshape(-1, 3).tolist()}
+    assert tuple(BG) == tuple(img[-1, -1]) and tuple(PANEL) in colours
+    for key in ("start", "end"):   # (the text is antialiased: no pixel need carry its exact colour)
+        assert preview._rgb(palette[key]) in colours, key
+    # the path's two ends carry the live view's hue ramp (hsl(190, 85%, 60%) ... hsl(40, 85%, 60%))
+    assert preview._colour(0.0) == (66, 207, 240) and preview._colour(1.0) == (240, 176, 66)
+    assert preview._colour(0.0) in colours and preview._colour(1.0) in colours

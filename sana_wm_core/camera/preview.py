@@ -5,7 +5,10 @@ Both show the path as the user gave it (not yet relative, not yet snapped).
 """
 from __future__ import annotations
 
+import colorsys
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,15 +18,29 @@ from .intrinsics import fov_degrees
 from .tensors import snap_num_frames
 from .types import CameraPath, Intrinsics
 
-_BG = (24, 26, 30)
-_GRID = (52, 56, 64)
-_TEXT = (230, 230, 230)
-_START = (80, 200, 120)
-_END = (240, 90, 80)
+# One palette for this drawing and the page's live path view (web/js/sanawm_path_view.js reads the same file).
+PALETTE_FILE = Path(__file__).resolve().parents[2] / "web" / "js" / "sanawm_palette.json"
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    h = hex_colour.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+PALETTE: dict[str, Any] = json.loads(PALETTE_FILE.read_text())
+_BG = _rgb(PALETTE["background"])
+_GRID = _rgb(PALETTE["grid"])
+_TEXT = _rgb(PALETTE["text"])
+_PANEL = _rgb(PALETTE["panel"])
+_START = _rgb(PALETTE["start"])
+_END = _rgb(PALETTE["end"])
 
 
 def _colour(frac: float) -> tuple[int, int, int]:
-    return tuple(int(round(a + (b - a) * frac)) for a, b in zip(_START, _END))
+    """The path colour at `frac` of the way along it: the live view's hue ramp (CSS hsl, rounded as it is)."""
+    hue = PALETTE["path_hue_start"] + (PALETTE["path_hue_end"] - PALETTE["path_hue_start"]) * frac
+    r, g, b = colorsys.hls_to_rgb(round(hue) / 360.0, PALETTE["path_lightness"], PALETTE["path_saturation"])
+    return int(round(r * 255)), int(round(g * 255)), int(round(b * 255))
 
 
 def _half_fov(intr: Intrinsics | None) -> float:
@@ -60,7 +77,7 @@ def _draw_panel(draw: ImageDraw.ImageDraw, box, c2w: np.ndarray, axes: tuple[int
                 title: str, every_n: int, half_fov: float, spread: int) -> None:
     """One projection; frustum wedges open along camera axis ``spread`` (0 = right, 1 = down)."""
     x0, y0, x1, y1 = box
-    draw.rectangle(box, outline=_GRID)
+    draw.rectangle(box, fill=_PANEL, outline=_GRID)
     draw.text((x0 + 6, y0 + 4), title, fill=_TEXT)
     pos = c2w[:, :3, 3][:, axes]
     fwd = c2w[:, :3, 2][:, axes]
@@ -85,6 +102,8 @@ def _draw_panel(draw: ImageDraw.ImageDraw, box, c2w: np.ndarray, axes: tuple[int
         col = _colour(i / max(count - 1, 1))
         a, b = wings[i]
         draw.polygon([view(pos[i]), view(a), view(b)], outline=col)
+    ex, ey = view(pos[-1])
+    draw.ellipse([ex - 4, ey - 4, ex + 4, ey + 4], fill=_END)
     sx, sy = view(pos[0])
     draw.ellipse([sx - 4, sy - 4, sx + 4, sy + 4], fill=_START)
 

@@ -9,11 +9,16 @@ const TOP_H = 288;          // top-down panel height; the side panel fills the r
 const GAP = 6;
 const PAD = 26;
 const FRUSTUM_PX = 22;
-const BG = "#15171d";
-const PANEL = "#1d2029";
-const GRID = "#2b2f3b";
-const TEXT = "#b8bfd0";
-const DIM = "#4a4f5c";
+// The colours live in sanawm_palette.json, which the Camera Preview node's drawing reads too.
+const PALETTE = await fetch(new URL("./sanawm_palette.json", import.meta.url)).then((r) => {
+  if (!r.ok) throw new Error(`[SANA-WM] palette: HTTP ${r.status}`);
+  return r.json();
+});
+const BG = PALETTE.background;
+const PANEL = PALETTE.panel;
+const GRID = PALETTE.grid;
+const TEXT = PALETTE.text;
+const DIM = PALETTE.dim;
 
 function niceStep(span, targetLines) {
   const raw = Math.max(span, 1e-9) / Math.max(targetLines, 1);
@@ -36,8 +41,8 @@ function fmt(v) {
 function frameColor(i, n, used) {
   if (used != null && i >= used) return DIM;
   const t = n > 1 ? i / (n - 1) : 0;
-  const hue = 190 - 150 * t;
-  return `hsl(${hue.toFixed(0)}, 85%, 60%)`;
+  const hue = PALETTE.path_hue_start + (PALETTE.path_hue_end - PALETTE.path_hue_start) * t;
+  return `hsl(${hue.toFixed(0)}, ${PALETTE.path_saturation * 100}%, ${PALETTE.path_lightness * 100}%)`;
 }
 
 // Long paths are drawn through every k-th pose: a few thousand strokes at most, whatever the length.
@@ -157,9 +162,9 @@ function drawTopDown(ctx, data, x0, y0, w, h) {
     ctx.stroke();
   }
   const start = toScreen(P[0]), end = toScreen(P[n - 1]);
-  ctx.fillStyle = "#4ade80";
+  ctx.fillStyle = PALETTE.start;
   ctx.beginPath(); ctx.arc(start[0], start[1], 4.5, 0, 2 * Math.PI); ctx.fill();
-  ctx.fillStyle = "#f87171";
+  ctx.fillStyle = PALETTE.end;
   ctx.beginPath(); ctx.arc(end[0], end[1], 4.5, 0, 2 * Math.PI); ctx.fill();
   ctx.restore();
 
