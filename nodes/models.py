@@ -21,6 +21,7 @@ from ..sana_wm_core.model import Stage1Model, read_release
 from ..sana_wm_core.text import GemmaPromptEncoder
 from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
 from ..sana_wm_core.weights import check_model_reference, locate_repo
+from ..sana_wm_core.weights.hub import parse_choice
 from ..sana_wm_core.weights.known import CHUNK_CAUSAL_REPO
 from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
 from .comfy_ops import dit_operations
@@ -28,6 +29,7 @@ from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEI
                         validate_precision)
 from .host import ComfyHost
 from .types import Model, TextEncoder, Vae, combo_problem
+from .weights_check import is_known_choice, loader_options
 
 CATEGORY = "SANA-WM/loaders"
 BIDIRECTIONAL = "Efficient-Large-Model/SANA-WM_bidirectional"
@@ -42,20 +44,8 @@ def _dirs(kind: str) -> list[str]:
     return list(folder_paths.get_folder_paths(kind)) if kind in folder_paths.folder_names_and_paths else []
 
 
-def _subfolders(kind: str, marker) -> list[str]:
-    found = []
-    for base in _dirs(kind):
-        if os.path.isdir(base):
-            found += [n for n in sorted(os.listdir(base)) if marker(Path(base) / n)]
-    return list(dict.fromkeys(found))
-
-
 def _has_stage1(p: Path) -> bool:
     return (p / "dit").is_dir() or (p / "transformer" / "config.json").is_file()
-
-
-def _choices(local: list[str], defaults: list[str]) -> list[str]:
-    return list(dict.fromkeys(local + defaults))
 
 
 def _progress():
@@ -73,11 +63,12 @@ def model_roots() -> list[str]:
 
 def resolve(choice: str, override: str, kind: str, *, known: dict[str, str], patterns=None) -> Path:
     """A local folder for `override or choice`: a path, a folder name under models/<kind>, or owner/repo."""
+    choice, entry_repo = parse_choice(choice)      # "name (download from owner/repo)" -> name, repo
     name = check_model_reference(override or "", model_roots()) or choice
     hub = None
     if name.count("/") == 1 and not os.path.exists(os.path.expanduser(name)) and not name.startswith((".", "~")):
         hub, name = name, name.split("/")[1]
-    hub = hub or known.get(name)
+    hub = hub or known.get(name) or (entry_repo if name == choice else None)
     return locate_repo(name, search_dirs=_dirs(kind), hub_repo=hub, allow_patterns=patterns, progress=_progress())
 
 
@@ -112,12 +103,21 @@ class ComfyStage1Model(Stage1Model):
 
 _STAGE1_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_bidirectional-diffusers": DIFFUSERS,
                  "SANA-WM_chunk_causal": CHUNK_CAUSAL_REPO}
+_VAE_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL}
+_GEMMA2_KNOWN = {"gemma-2-2b-it": GEMMA2}
+
+
+def _has_vae(p: Path) -> bool:
+    return (p / "vae" / "config.json").is_file()
+
+
+def _is_gemma2(p: Path) -> bool:
+    return (p / "config.json").is_file() and "gemma" in p.name.lower()
 
 
 class SanaWMModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        local = _subfolders("sana_wm", _has_stage1)
         return io.Schema(
             node_id="SanaWMModelLoader",
             display_name="SANA-WM Model Loader (Stage-1 DiT)",
@@ -128,11 +128,11 @@ class SanaWMModelLoader(io.ComfyNode):
                          "releases it as a research checkpoint that may show artifacts. It ships only the DiT and "
                          "config.yaml; the VAE and refiner come from SANA-WM_bidirectional."),
             inputs=[
-                io.Combo.Input("model", options=_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL, DIFFUSERS,
-                                                                 "SANA-WM_chunk_causal", CHUNK_CAUSAL_REPO]), tooltip=(
+                io.Combo.Input("model", options=loader_options("sana_wm", _STAGE1_KNOWN, _has_stage1), tooltip=(
                     "A folder under models/sana_wm (original layout with dit/ + config.yaml, or the diffusers "
-                    "layout), or a Hugging Face repo id that is downloaded there on first use. SANA-WM_chunk_causal "
-                    "is the chunk-causal research checkpoint (sampler chunk_flow_euler).")),
+                    "layout), or a '(download from <repo>)' entry: a release not on disk, downloaded there on "
+                    "first use. SANA-WM_chunk_causal is the chunk-causal research checkpoint (sampler "
+                    "chunk_flow_euler).")),
                 io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=DTYPE_TOOLTIP),
                 io.Combo.Input("offload", options=["none", "block"], default="none", tooltip=(
                     "none: ComfyUI's model management places the whole DiT on the GPU (partially when it does not "
@@ -151,7 +151,7 @@ class SanaWMModelLoader(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, dtype, weight_format="default", model=None, offload=None):
         """Also accepts the older dtype value fp8_e4m3 (= bf16 + weight_format fp8_e4m3fn) of saved workflows."""
-        ok = combo_problem(cls, model=model, offload=offload)
+        ok = combo_problem(cls, model=None if is_known_choice(model, _STAGE1_KNOWN) else model, offload=offload)
         return validate_precision(dtype, weight_format) if ok is True else ok
 
     @classmethod
@@ -186,16 +186,16 @@ class SanaWMModelLoader(io.ComfyNode):
 class SanaWMTextEncoderLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        local = _subfolders("text_encoders", lambda p: (p / "config.json").is_file() and "gemma" in p.name.lower())
         return io.Schema(
             node_id="SanaWMTextEncoderLoader",
             display_name="SANA-WM Text Encoder Loader (Gemma-2)",
             category=CATEGORY,
             description="Loads gemma-2-2b-it, SANA-WM's Stage-1 prompt encoder (kept in CPU RAM between prompts).",
             inputs=[
-                io.Combo.Input("text_encoder", options=_choices(local, ["gemma-2-2b-it", GEMMA2]), tooltip=(
-                    "A Gemma-2 folder under models/text_encoders (config.json, weights, tokenizer), or a Hugging "
-                    "Face repo id downloaded there on first use.")),
+                io.Combo.Input("text_encoder", options=loader_options("text_encoders", _GEMMA2_KNOWN, _is_gemma2),
+                               tooltip=("A Gemma-2 folder under models/text_encoders (config.json, weights, "
+                                        "tokenizer), or the '(download from <repo>)' entry, downloaded there on "
+                                        "first use.")),
                 io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=DTYPE_TOOLTIP),
                 io.Combo.Input("after_encode", options=["offload", "free"], default="offload", tooltip=(
                     "offload: move the encoder to CPU RAM after each prompt (fast to reuse). free: drop it "
@@ -209,11 +209,12 @@ class SanaWMTextEncoderLoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, text_encoder=None, dtype=None, after_encode=None):
-        return combo_problem(cls, text_encoder=text_encoder, dtype=dtype, after_encode=after_encode)
+        return combo_problem(cls, text_encoder=None if is_known_choice(text_encoder, _GEMMA2_KNOWN) else text_encoder,
+                             dtype=dtype, after_encode=after_encode)
 
     @classmethod
     def execute(cls, text_encoder, dtype, after_encode, path_or_hub_id="") -> io.NodeOutput:
-        folder = resolve(text_encoder, path_or_hub_id, "text_encoders", known={"gemma-2-2b-it": GEMMA2})
+        folder = resolve(text_encoder, path_or_hub_id, "text_encoders", known=_GEMMA2_KNOWN)
         device = _device()
         enc = GemmaPromptEncoder.from_folder(folder, dtype=precision_of(dtype)[1], device=device,
                                              free_after_encode=after_encode == "free")
@@ -224,16 +225,15 @@ class SanaWMTextEncoderLoader(io.ComfyNode):
 class SanaWMVAELoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        local = _subfolders("sana_wm", lambda p: (p / "vae" / "config.json").is_file())
         return io.Schema(
             node_id="SanaWMVAELoader",
             display_name="SANA-WM VAE Loader (LTX-2)",
             category=CATEGORY,
             description="Loads the LTX-2 video VAE from a SANA-WM release folder (its vae/ subfolder).",
             inputs=[
-                io.Combo.Input("vae", options=_choices(local, ["SANA-WM_bidirectional", BIDIRECTIONAL]), tooltip=(
-                    "A release folder under models/sana_wm holding vae/ (either layout), or a Hugging Face repo "
-                    "id; only vae/ is downloaded.")),
+                io.Combo.Input("vae", options=loader_options("sana_wm", _VAE_KNOWN, _has_vae), tooltip=(
+                    "A release folder under models/sana_wm holding vae/ (either layout), or the '(download from "
+                    "<repo>)' entry; only vae/ is downloaded.")),
                 io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=DTYPE_TOOLTIP),
                 io.Combo.Input("tiling", options=list(TILING_PRESETS), default="reference", tooltip=(
                     "reference: 512 px spatial tiles and 96-frame time windows like the reference (the decode "
@@ -248,7 +248,8 @@ class SanaWMVAELoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, vae=None, dtype=None, tiling=None):
-        return combo_problem(cls, vae=vae, dtype=dtype, tiling=tiling)
+        return combo_problem(cls, vae=None if is_known_choice(vae, _STAGE1_KNOWN) else vae, dtype=dtype,
+                             tiling=tiling)
 
     @classmethod
     def execute(cls, vae, dtype, tiling, path_or_hub_id="") -> io.NodeOutput:

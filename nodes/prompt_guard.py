@@ -6,7 +6,9 @@ where a number belongs is taken for a link and answered with "Bad linked input" 
 ComfyUI does and answers HTTP 400 in ComfyUI's own format (`error` + `node_errors`, which the frontend
 highlights), one line per input, naming the node, the input, the valid range and the value received. It
 judges only this pack's nodes (class names starting with "SanaWM"); the rules live in the engine
-(`sana_wm_core.camera.file_values.finite_number`, `sana_wm_core.weights.check_model_reference`).
+(`sana_wm_core.camera.file_values.finite_number`, `sana_wm_core.weights.check_model_reference`). When the
+values are fine, the weights every loader of the prompt needs are checked (nodes/weights_check.py): files
+missing and not downloadable now are answered with one 400 listing them all.
 """
 from __future__ import annotations
 
@@ -99,6 +101,20 @@ def input_errors(prompt: dict, node_classes: dict, model_roots: Callable[[], lis
     return found
 
 
+def _display_names(prompt: dict, node_classes: dict) -> dict[str, str]:
+    """{class_type: the name the node search shows} for the pack's nodes of `prompt`."""
+    names = {}
+    for node in prompt.values():
+        kind = str(node.get("class_type", "")) if isinstance(node, dict) else ""
+        cls = node_classes.get(kind)
+        if kind.startswith(PREFIX) and cls is not None and hasattr(cls, "GET_SCHEMA"):
+            try:
+                names[kind] = cls.GET_SCHEMA().display_name or kind
+            except Exception:  # noqa: BLE001 - a broken schema is ComfyUI's to report
+                pass
+    return names
+
+
 def _middleware():
     from aiohttp import web
 
@@ -114,8 +130,15 @@ def _middleware():
                 import nodes as comfy_nodes
 
                 from .models import model_roots
+                from .weights_check import WEIGHTS_ERROR, weights_errors
 
                 errors = input_errors(prompt, comfy_nodes.NODE_CLASS_MAPPINGS, model_roots)
+                if not errors:   # bad values first; then the weights of every loader, in one message
+                    errors, message = weights_errors(prompt, _display_names(prompt, comfy_nodes.NODE_CLASS_MAPPINGS))
+                    if errors:
+                        return web.json_response({"error": {"type": WEIGHTS_ERROR, "message": message,
+                                                            "details": message, "extra_info": {}},
+                                                  "node_errors": errors}, status=400)
                 if errors:
                     lines = [f"{e['message']}" for ne in errors.values() for e in ne["errors"]]
                     return web.json_response({"error": {"type": "prompt_outputs_failed_validation",

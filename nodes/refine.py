@@ -35,19 +35,28 @@ def _sana_wm_dirs() -> list[str]:
     return [os.path.join(folder_paths.models_dir, "sana_wm")]
 
 
+REFINER_KNOWN = {DEFAULT_REPO: HUB_REPO}
+
+
+def is_refiner_folder(p) -> bool:
+    """A release folder holding a refiner (`refiner/`, `refiner_diffusers/` or itself: transformer + connectors)."""
+    return any(all(os.path.isfile(os.path.join(p, sub, part, "config.json")) for part in ("transformer", "connectors"))
+               for sub in ("refiner", "refiner_diffusers", ""))
+
+
 def _repo_choices() -> list[str]:
-    """Folders under models/sana_wm that hold a refiner (`refiner/transformer` or `refiner_diffusers/`)."""
-    found = []
-    for base in _sana_wm_dirs():
-        if not os.path.isdir(base):
-            continue
-        for name in sorted(os.listdir(base)):
-            for sub in ("refiner", "refiner_diffusers", ""):
-                root = os.path.join(base, name, sub)  # a refiner has connectors beside its transformer
-                if all(os.path.isfile(os.path.join(root, part, "config.json")) for part in ("transformer", "connectors")):
-                    found.append(name)
-                    break
-    return found or [DEFAULT_REPO]
+    """Folders under models/sana_wm that hold a refiner, then `... (download from <repo>)` for a missing release."""
+    from .weights_check import loader_options
+
+    return loader_options("sana_wm", REFINER_KNOWN, is_refiner_folder)
+
+
+def _source(repo: str) -> str:
+    """What locate_refiner gets for a dropdown value: the hub id for a known release (found on disk under its
+    repo name first, downloaded when missing), else the folder name."""
+    from .weights_check import folder_and_repo, is_known_choice
+
+    return folder_and_repo(repo, REFINER_KNOWN)[1] if is_known_choice(repo, REFINER_KNOWN) else repo
 
 
 def _gemma_dir(value: str) -> str | None:
@@ -100,7 +109,9 @@ class SanaWMRefinerLoader(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, dtype, weight_format, repo=None):
         """Also accepts the older dtype values bfloat16 / float16 / float32 of saved workflows."""
-        ok = combo_problem(cls, repo=repo)
+        from .weights_check import is_known_choice
+
+        ok = combo_problem(cls, repo=None if is_known_choice(repo, REFINER_KNOWN) else repo)  # absent: weights_check
         return validate_precision(dtype, weight_format) if ok is True else ok
 
     @classmethod
@@ -109,7 +120,7 @@ class SanaWMRefinerLoader(io.ComfyNode):
         precision, compute = precision_of(dtype, weight_format)
         from .models import model_roots
 
-        source = check_model_reference(path_or_hub_id or "", model_roots()) or repo
+        source = check_model_reference(path_or_hub_id or "", model_roots()) or _source(repo)
         check_model_reference(gemma3_folder or "", model_roots(), label="gemma3_folder")
         paths = locate_refiner(source, _sana_wm_dirs(), _gemma_dir(gemma3_folder), allow_download=True)
         options = RefinerOptions(

@@ -117,7 +117,7 @@ class ComfyServer:
             raise RuntimeError(f"{COMFY_MAIN} missing: run `make setup` first")
         cmd = server_command(self.base, self.port, cpu=self.cpu, frontend=self.frontend,
                              extra_args=self.extra_args)
-        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **self.env)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **self.env}   # self.env may unset offline
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      cwd=str(self.base))

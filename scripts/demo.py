@@ -59,14 +59,25 @@ def tiny_workflow(name: str) -> dict:
     return tiny_overrides(api, height=TINY_HEIGHT, width=TINY_WIDTH, frames=TINY_FRAMES, steps=TINY_STEPS)
 
 
-def progress_printer(workflow: dict):
-    """Prints each node as it runs by its type (`running SanaWMSampler (node 21)`), and its steps."""
+def node_names(workflow: dict, object_info: dict) -> dict[str, str]:
+    """{node id: the name the page shows for it}: its title if the graph gives one, else its display name."""
+    names = {}
+    for nid, node in workflow.items():
+        kind = node.get("class_type", "?")
+        title = (node.get("_meta") or {}).get("title")
+        names[str(nid)] = title or (object_info.get(kind) or {}).get("display_name") or kind
+    return names
+
+
+def progress_printer(workflow: dict, object_info: dict | None = None):
+    """Prints each node as it runs by the name the page shows (`running SANA-WM Sampler (Stage 1)`), and its
+    steps; `object_info` is the server's /object_info (display names)."""
+    names = node_names(workflow, object_info or {})
+
     def on_event(event: dict) -> None:
         kind, data = event.get("type"), event.get("data", {})
         if kind == "executing" and data.get("node"):
-            node = str(data["node"])
-            kind_name = workflow.get(node, {}).get("class_type", "?")
-            print(f"  running {kind_name} (node {node})", flush=True)
+            print(f"  running {names.get(str(data['node']), data['node'])}", flush=True)
         elif kind == "progress":
             print(f"    step {data.get('value')}/{data.get('max')}", end="\r", flush=True)
     return on_event
@@ -96,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     with ComfyServer(base, cpu=args.weights == "tiny") as srv:
         print(f"ComfyUI up at {srv.url} in {srv.boot_seconds:.1f}s; queueing {args.workflow} ({args.weights} weights)")
         t0 = time.time()
-        res = ComfyClient(srv.url).run(workflow, timeout=6 * 3600, on_event=progress_printer(workflow))
+        client = ComfyClient(srv.url)
+        res = client.run(workflow, timeout=6 * 3600, on_event=progress_printer(workflow, client.object_info()))
         print()
         if res.status != "success":
             err = res.error or {}

@@ -91,5 +91,5 @@ def test_preview_node_and_live_view_share_one_palette():
     for key in ("start", "end"):   # (the text is antialiased: no pixel need carry its exact colour)
         assert preview._rgb(palette[key]) in colours, key
     # the path's two ends carry the live view's hue ramp (hsl(190, 85%, 60%) ... hsl(40, 85%, 60%))
-    assert preview._colour(0.0) == (66, 207, 240) and preview._colour(1.0) == (240, 176, 66)
+    assert preview._colour(0.0) == (66, 211, 240) and preview._colour(1.0) == (240, 182, 66)
     assert preview._colour(0.0) in colours and preview._colour(1.0) in colours

@@ -33,6 +33,9 @@ def test_demo_on_tiny_weights_writes_the_video(tmp_path):
     run = subprocess.run([sys.executable, "scripts/demo.py", "--weights", "tiny", "--out", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout + run.stderr
+    ran = [line.strip() for line in run.stdout.splitlines() if line.strip().startswith("running ")]
+    assert "running Load Image" in ran and "running SANA-WM Save Video (mp4 + camera JSON)" in ran, ran
+    assert not any("SanaWM" in line or "node " in line for line in ran), ran
     videos = list(tmp_path.glob("*.mp4"))
     assert len(videos) == 1 and (tmp_path / videos[0].name.replace(".mp4", ".camera.json")).exists()
     with av.open(str(videos[0])) as c:

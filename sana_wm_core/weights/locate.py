@@ -4,7 +4,8 @@ The order is fixed: (a) an explicit path that exists, (b) the name under each se
 model folders a node passes in), (c) a download from `hub_repo` into the first search dir, so the next
 run finds it locally. When none works, `WeightsNotFoundError` says every place that was tried and how
 to get the files (hub repo, `huggingface-cli download` command, ComfyUI folder). Offline mode
-(`HF_HUB_OFFLINE=1`) never touches the network.
+(`HF_HUB_OFFLINE=1`) never touches the network; without network the answer comes at once (`hub.py`), and a
+download lands in a temporary folder that is moved into place only when complete.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
 
+from .hub import download_atomically, download_blocker
 from .known import KNOWN_WEIGHTS, KnownWeight, known_for_repo
 
 __all__ = ["WeightsNotFoundError", "locate_repo", "locate_file", "hub_offline", "check_model_reference",
@@ -225,8 +227,9 @@ def _check_hub_allowed(label: str, searched: list[str], hub_repo: str | None, de
     if not allow_download:
         searched.append(f"Hugging Face Hub {hub_repo}: not tried, downloads are switched off")
         _raise_not_found(label, searched, hub_repo, dest, patterns)
-    if hub_offline():
-        searched.append(f"Hugging Face Hub {hub_repo}: not tried, offline mode (HF_HUB_OFFLINE=1)")
+    blocker = "offline mode (HF_HUB_OFFLINE is set)" if hub_offline() else download_blocker()
+    if blocker:   # answered at once: no hub retries when they cannot succeed
+        searched.append(f"Hugging Face Hub {hub_repo}: not tried, {blocker}")
         _raise_not_found(label, searched, hub_repo, dest, patterns)
 
 
@@ -279,9 +282,12 @@ def locate_repo(name_or_path: PathLike, *, search_dirs: Sequence[PathLike], hub_
     try:
         from huggingface_hub import snapshot_download
 
-        got = Path(snapshot_download(repo_id=hub_repo, allow_patterns=patterns,
-                                     local_dir=None if root is None else str(root),
-                                     tqdm_class=_tqdm_class(progress)))
+        def fetch(local_dir: Path | None) -> Path:
+            return Path(snapshot_download(repo_id=hub_repo, allow_patterns=patterns,
+                                          local_dir=None if local_dir is None else str(local_dir),
+                                          tqdm_class=_tqdm_class(progress)))
+
+        got = fetch(None) if root is None else download_atomically(root, fetch)
     except Exception as exc:  # network, auth, missing repo: all end in the same advice
         searched.append(f"Hugging Face Hub {hub_repo}: download failed ({type(exc).__name__}: {exc})")
         _raise_not_found(label, searched, hub_repo, dest, patterns, exc)
@@ -323,9 +329,12 @@ def locate_file(relpath: str, *, search_dirs: Sequence[PathLike], hub_repo: str 
     try:
         from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download(repo_id=hub_repo, filename=in_repo,
-                                    local_dir=None if root is None else str(root),
-                                    tqdm_class=_tqdm_class(progress)))
+        def fetch(local_dir: Path | None) -> Path:
+            return Path(hf_hub_download(repo_id=hub_repo, filename=in_repo,
+                                        local_dir=None if local_dir is None else str(local_dir),
+                                        tqdm_class=_tqdm_class(progress)))
+
+        return fetch(None) if root is None else download_atomically(root, fetch)
     except Exception as exc:
         searched.append(f"Hugging Face Hub {hub_repo}: download failed ({type(exc).__name__}: {exc})")
         _raise_not_found(label, searched, hub_repo, dest, [in_repo], exc)
