@@ -6,6 +6,8 @@ import re
 import pytest
 from PIL import Image
 
+from scripts.comfy_api import ComfyError
+
 from sana_wm_core.pi3x import intrinsics_from_35mm
 from sana_wm_core.testing.tiny_pi3x import TINY_FILENAME, build_tiny_pi3x
 
@@ -89,8 +91,12 @@ def test_missing_pi3x_weights_offline_fall_back_to_fov(server, comfy):
     res = comfy.run(_estimate("pi3x", ckpt="yyfz233/Pi3X (download)", fov=65.0, fallback=True))
     assert res.status == "success", res.error
     assert "source: fov" in _text(res) and "HF_HUB_OFFLINE" in _text(res)
-    res = comfy.run(_estimate("pi3x", ckpt="yyfz233/Pi3X (download)"))
-    assert res.status == "error" and "weights not found" in res.error["exception_message"]
+    # without the fallback the missing file is found before Run (nodes/weights_check.py): refused at POST /prompt
+    with pytest.raises(ComfyError) as err:
+        comfy.run(_estimate("pi3x", ckpt="yyfz233/Pi3X (download)"))
+    message = err.value.details["error"]["message"]
+    assert err.value.status == 400 and "weights this workflow needs are missing" in message
+    assert "model.safetensors" in message and "models/pi3x/Pi3X/" in message and "HF_HUB_OFFLINE" in message
 
 
 def test_estimate_feeds_camera_nodes(server, comfy):

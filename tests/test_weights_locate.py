@@ -39,6 +39,29 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture()
+def reachable_hub(monkeypatch):
+    """The hub endpoint is a listening loopback socket: the pre-download network check passes (the stand-in
+    download functions of each test do the rest)."""
+    from huggingface_hub import constants
+
+    from sana_wm_core.weights import hub
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.setattr(hub, "_probe", {})
+    yield
+    listener.close()
+
+
+def _beside(local_dir: str, dest: Path) -> bool:
+    """The download went to a hidden temporary folder next to `dest` (moved into place when complete)."""
+    tmp = Path(local_dir)
+    return tmp.parent == dest.parent and tmp.name.startswith(f".{dest.name}.download-")
+
+
+@pytest.fixture()
 def dirs(tmp_path) -> tuple[Path, Path]:
     a, b = tmp_path / "models_a" / "sana_wm", tmp_path / "models_b" / "sana_wm"
     a.mkdir(parents=True)
@@ -133,7 +156,7 @@ def test_bad_names_are_value_errors():
         locate_repo("hf://justone", search_dirs=[])
 
 
-def test_hub_download_goes_to_the_first_search_dir_with_progress(dirs, monkeypatch):
+def test_hub_download_goes_to_the_first_search_dir_with_progress(dirs, reachable_hub, monkeypatch):
     """Stand-in hub: writes the allowed files into local_dir and reports bytes through tqdm_class."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     a, b = dirs
@@ -154,15 +177,16 @@ def test_hub_download_goes_to_the_first_search_dir_with_progress(dirs, monkeypat
                       hub_repo="Efficient-Large-Model/SANA-WM_bidirectional", allow_patterns=["dit/*", "vae/*"],
                       progress=lambda done, total: seen.append((done, total)))
     assert got == a / "SANA-WM_bidirectional" and (got / DIT).is_file()
-    assert calls == [("Efficient-Large-Model/SANA-WM_bidirectional", ["dit/*", "vae/*"],
-                      str(a / "SANA-WM_bidirectional"))]
+    assert [c[:2] for c in calls] == [("Efficient-Large-Model/SANA-WM_bidirectional", ["dit/*", "vae/*"])]
+    assert _beside(calls[0][2], a / "SANA-WM_bidirectional") and not Path(calls[0][2]).exists()
+    assert sorted(p.name for p in a.iterdir()) == ["SANA-WM_bidirectional"]
     assert seen == [(250, 1000), (500, 1000), (750, 1000), (1000, 1000)]
     # Found locally now: no second download.
     monkeypatch.setattr(huggingface_hub, "snapshot_download", None)
     assert locate_repo("SANA-WM_bidirectional", search_dirs=[a, b], required=[DIT]) == got.resolve()
 
 
-def test_repo_id_name_downloads_into_a_folder_named_after_the_repo(dirs, monkeypatch):
+def test_repo_id_name_downloads_into_a_folder_named_after_the_repo(dirs, reachable_hub, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     a, _ = dirs
     targets = []
@@ -175,10 +199,11 @@ def test_repo_id_name_downloads_into_a_folder_named_after_the_repo(dirs, monkeyp
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     got = locate_repo("Efficient-Large-Model/SANA-WM_bidirectional", search_dirs=[a],
                       hub_repo="Efficient-Large-Model/SANA-WM_bidirectional", required=[DIT])
-    assert targets == [str(a / "SANA-WM_bidirectional")] and got == a / "SANA-WM_bidirectional"
+    assert len(targets) == 1 and _beside(targets[0], a / "SANA-WM_bidirectional")
+    assert got == a / "SANA-WM_bidirectional" and (got / DIT).is_file()
 
 
-def test_failed_download_keeps_the_cause(dirs, monkeypatch):
+def test_failed_download_keeps_the_cause(dirs, reachable_hub, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     a, _ = dirs
 
@@ -190,6 +215,7 @@ def test_failed_download_keeps_the_cause(dirs, monkeypatch):
         locate_repo("Pi3X", search_dirs=[a], hub_repo="yyfz233/Pi3X")
     assert isinstance(info.value.__cause__, OSError)
     assert "ComfyUI/models/pi3x/" in str(info.value)
+    assert list(a.iterdir()) == [], "a failed download leaves no folder behind"
 
 
 def test_locate_file_local_and_offline(dirs, no_network, monkeypatch):
