@@ -131,7 +131,7 @@ def lay_out(ui: dict, categories: dict[str, str], viewport: tuple[int, int] = (1
 
 def _opening_view(camera: list[float], viewport: tuple[int, int]) -> dict:
     """Scale and offset that show the whole Camera group below the frontend's top bar (where Run is)."""
-    bar, margin = 90, 30
+    bar, margin = 90, 70   # the top bar (Run) above, the side bar on the left
     w, h = viewport
     scale = min(1.0, (w - 2 * margin) / camera[2], (h - bar - margin) / camera[3])
     scale = round(max(scale, 0.3), 3)
