@@ -23,6 +23,7 @@ DEFAULT_FLOW_SHIFT = 9.8   # the release config's inference_flow_shift
 # preview); the chunk-causal release runs its own staggered sampler.
 DEFAULT_SAMPLER = "flow_euler_ltx"
 CHUNK_SAMPLER = "chunk_flow_euler"
+STREAM_SAMPLER = "self_forcing"   # the distilled streaming release (SANA-WM_streaming)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import torch
 from .chunk_causal import CHUNK_SAMPLER, OPTIONS as CHUNK_OPTIONS, chunk_flow_euler
 from .conditioning import Stage1Conditioning
 from .flow_euler import flow_euler, flow_euler_ltx
+from .self_forcing import OPTIONS as STREAM_OPTIONS, STREAM_SAMPLER, self_forcing
 from .steps import SamplingRun
 
 SamplerLoop = Callable[[object, Stage1Conditioning, SamplingRun], torch.Tensor]
@@ -31,6 +32,9 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
             pins_image_frames=False),
     Sampler(CHUNK_SAMPLER, chunk_flow_euler, "the chunk-causal model's staggered chunk schedule (NVlabs' "
             "ChunkFlowEuler); finished chunks are cached", options=CHUNK_OPTIONS),
+    Sampler(STREAM_SAMPLER, self_forcing, "the distilled streaming model's block-by-block sampler (NVlabs' "
+            "self-forcing flow Euler): a few given sigmas per block, no CFG, a windowed cache",
+            options=STREAM_OPTIONS),
 )}
 
 
