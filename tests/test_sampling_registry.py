@@ -42,7 +42,7 @@ KW = dict(steps=3, guidance_scale=4.0, seed=5, flow_shift=3.0)
 
 
 def test_registry_names_and_errors():
-    assert list(SAMPLERS) == ["flow_euler_ltx", "flow_euler", "chunk_flow_euler"]
+    assert list(SAMPLERS) == ["flow_euler_ltx", "flow_euler", "chunk_flow_euler", "self_forcing"]
     assert SAMPLERS["flow_euler_ltx"].pins_image_frames and not SAMPLERS["flow_euler"].pins_image_frames
     with pytest.raises(ValueError, match="flow_euler_ltx"):
         get_sampler("ddim")

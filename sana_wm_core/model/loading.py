@@ -58,10 +58,14 @@ def _open(src: Union[str, os.PathLike, Mapping[str, Any]]) -> _Source:
             raise ValueError(f"no .safetensors files in {path}")
     elif path.suffix == ".safetensors":
         files = [path]
-    else:
-        sd = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-        raw = unwrap_state_dict(sd)
-        return _from_mapping({k: tuple(v.shape) for k, v in raw.items()}, raw.__getitem__, None)
+    else:   # a .pt: its safetensors conversion when one is up to date, else PyTorch's safe (code-free) reader
+        from ..weights.torch_pt import find_converted, load_pt_state_dict
+
+        converted = find_converted(path)
+        if converted is None:
+            raw = load_pt_state_dict(path)
+            return _from_mapping({k: tuple(v.shape) for k, v in raw.items()}, raw.__getitem__, None)
+        files = [converted]
     from ..weights.safetensors_file import open_safetensors as safe_open
 
     handles, where, shapes = [], {}, {}

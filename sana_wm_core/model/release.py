@@ -5,8 +5,12 @@ whose `scheduler.inference_flow_shift` (else `flow_shift`) is the default flow s
 `text_encoder.chi_prompt` is the prompt prefix. The diffusers layout (`...-diffusers/`) holds
 `transformer/` and `scheduler/scheduler_config.json` (its `shift`). The chunk-causal release
 (`SANA-WM_chunk_causal/`) has the original layout with `model.chunk_size`, `model.chunk_split_strategy` and
-`scheduler.vis_sampler: chunk_flow_euler` in its config. `Stage1Model` is the value behind ComfyUI's
-`SANAWM_MODEL`: the DiT plus these settings.
+`scheduler.vis_sampler: chunk_flow_euler` in its config. The distilled streaming release
+(`SANA-WM_streaming/`) holds `sana_dit/model.pt` (a training checkpoint; its generator is the DiT, same key
+names) beside `ltx2_causal_vae/`, `refiner_diffusers/` and `gemma3_12b/`, and no config: the streaming
+settings are NVlabs' in-repo `sana_wm_streaming_1600m_720p.yaml` (chunk_size 3, self_forcing), which a
+local bundle may carry at its root. `Stage1Model` is the value behind ComfyUI's `SANAWM_MODEL`: the DiT
+plus these settings.
 """
 from __future__ import annotations
 
@@ -24,6 +28,10 @@ DEFAULT_FLOW_SHIFT = 9.8   # the release config's inference_flow_shift
 DEFAULT_SAMPLER = "flow_euler_ltx"
 CHUNK_SAMPLER = "chunk_flow_euler"
 STREAM_SAMPLER = "self_forcing"   # the distilled streaming release (SANA-WM_streaming)
+STREAMING_DIT = "sana_dit/model.pt"
+STREAMING_CONFIG = "sana_wm_streaming_1600m_720p.yaml"   # not in the hub repo; a local bundle may hold it
+STREAMING_CHUNK_SIZE = 3          # the streaming config's model.chunk_size
+STREAMING_FLOW_SHIFT = 8.0        # its inference_flow_shift (unused by self_forcing's explicit sigmas)
 
 
 @dataclass
@@ -31,8 +39,8 @@ class ReleaseInfo:
     """Paths and settings read from one release folder."""
 
     root: Path
-    layout: str                       # "original" | "diffusers"
-    dit_path: Path                    # a .safetensors file or the diffusers transformer/ folder
+    layout: str                       # "original" | "diffusers" | "streaming"
+    dit_path: Path                    # a .safetensors file, the diffusers transformer/ folder, or a .pt
     flow_shift: float
     chi_prompt: tuple[str, ...]
     chunk_size: int | None = None             # set = the chunk-causal variant
@@ -117,9 +125,31 @@ def _dit_file(folder: Path) -> Path | None:
     return files[0] if len(files) == 1 else None
 
 
+def _streaming(root: Path, dit: Path) -> ReleaseInfo:
+    """SANA-WM_streaming: the DiT is its `.pt`'s up-to-date safetensors conversion when one exists."""
+    from ..weights.torch_pt import find_converted
+
+    cfg_path = next((p for p in (root / STREAMING_CONFIG, root / "config.yaml") if p.is_file()), None)
+    cfg = read_config_yaml(cfg_path) if cfg_path else {}
+    chunk = (cfg.get("model") or {}).get("chunk_size", STREAMING_CHUNK_SIZE)
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise ValueError(f"{cfg_path}: model.chunk_size must be a positive integer, got {chunk!r}")
+    shift = flow_shift_from_config(cfg) if (cfg.get("scheduler") or {}) else STREAMING_FLOW_SHIFT
+    if dit.suffix == ".pt":
+        dit = find_converted(dit) or dit
+    return ReleaseInfo(root, "streaming", dit, shift, chi_from_config(cfg), chunk_size=chunk,
+                       chunk_split_strategy="first_chunk_plus_one", sampler=STREAM_SAMPLER)
+
+
 def read_release(root: str | Path) -> ReleaseInfo:
-    """Inspect a release folder (either layout); FileNotFoundError says what is missing and where."""
+    """Inspect a release folder (any layout); FileNotFoundError says what is missing and where."""
     root = Path(root)
+    if root.is_file() and root.suffix == ".pt":               # a bare streaming .pt
+        base = root.parent.parent if root.parent.name == "sana_dit" else root.parent
+        return _streaming(base, root)
+    streaming = root / STREAMING_DIT
+    if streaming.is_file():
+        return _streaming(root, streaming)
     if root.is_file() and root.suffix == ".safetensors":      # a bare DiT file: look for config.yaml nearby
         cfg_path = next((p / "config.yaml" for p in (root.parent, root.parent.parent)
                          if (p / "config.yaml").is_file()), None)
@@ -138,5 +168,6 @@ def read_release(root: str | Path) -> ReleaseInfo:
     raise FileNotFoundError(
         f"{root} is not a SANA-WM Stage-1 folder: expected dit/sana_wm_1600m_720p.safetensors + config.yaml "
         "(Efficient-Large-Model/SANA-WM_bidirectional), dit/sana_wm_chunk_causal_1600m_720p.safetensors + "
-        "config.yaml (Efficient-Large-Model/SANA-WM_chunk_causal) or transformer/ + scheduler/ "
+        "config.yaml (Efficient-Large-Model/SANA-WM_chunk_causal), sana_dit/model.pt "
+        "(Efficient-Large-Model/SANA-WM_streaming) or transformer/ + scheduler/ "
         "(Efficient-Large-Model/SANA-WM_bidirectional-diffusers)")

@@ -13,6 +13,8 @@
   sana_wm/SANA-WM_chunk_causal/             the chunk-causal release: DiT (same key names and tiny weights)
       dit/sana_wm_chunk_causal_1600m_720p.safetensors   + config.yaml (chunk_size, chunk_flow_euler);
                                              like the release, VAE / refiner / Gemma come from the others
+  sana_wm/SANA-WM_streaming/                the distilled streaming bundle: sana_dit/model.pt (a training
+      checkpoint, generator + critic), ltx2_causal_vae/, refiner_diffusers/{transformer,connectors}/, gemma3_12b/
   text_encoders/gemma-2-2b-it/              Stage-1 Gemma-2 (Gemma2ForCausalLM) + tokenizer files
   pi3x/                                      tiny Pi3X, when sana_wm_core.testing.tiny_pi3x provides one
 
@@ -32,7 +34,7 @@ import time
 from pathlib import Path
 
 from .tiny_config import (CHUNK_CAUSAL_DIT_FILE, CHUNK_CAUSAL_REPO_DIR, DIFFUSERS_REPO_DIR, DIT_FILE,
-                          GEMMA2_DIR, ORIGINAL_REPO_DIR, TINY_FLOW_SHIFT, TINY_HEIGHT, TINY_NUM_FRAMES,
+                          GEMMA2_DIR, ORIGINAL_REPO_DIR, STREAMING_DIT_FILE, STREAMING_REPO_DIR, TINY_FLOW_SHIFT, TINY_HEIGHT, TINY_NUM_FRAMES,
                           TINY_REFINER_TEXT_MAX_LEN, TINY_WEIGHTS_SEED, TINY_WIDTH)
 
 __all__ = ["build_all", "TINY_HEIGHT", "TINY_WIDTH", "TINY_NUM_FRAMES", "TINY_FLOW_SHIFT",
@@ -128,7 +130,8 @@ def build_all(models_dir: Path, *, seed: int = TINY_WEIGHTS_SEED) -> dict[str, P
 
     Keys: `sana_wm` (original layout root), `dit`, `vae`, `refiner`, `refiner_text_encoder`, `config`,
     `sana_wm_diffusers` (diffusers layout root), `gemma2`, `sana_wm_chunk_causal` (its root) and
-    `dit_chunk_causal`, and `pi3x` when a tiny Pi3X builder exists.
+    `dit_chunk_causal`, `sana_wm_streaming` (its root) and `dit_streaming`, and `pi3x` when a tiny Pi3X
+    builder exists.
     Existing tiny folders are rebuilt; a folder without this module's marker file is never overwritten.
     """
     from diffusers.pipelines.sana_wm.pipeline_sana_wm import DEFAULT_CHI_PROMPT
@@ -141,7 +144,8 @@ def build_all(models_dir: Path, *, seed: int = TINY_WEIGHTS_SEED) -> dict[str, P
     diffusers_root = models_dir / DIFFUSERS_REPO_DIR
     gemma2_dir = models_dir / GEMMA2_DIR
     chunk_causal = models_dir / CHUNK_CAUSAL_REPO_DIR
-    roots = (original, diffusers_root, gemma2_dir, chunk_causal)
+    streaming = models_dir / STREAMING_REPO_DIR
+    roots = (original, diffusers_root, gemma2_dir, chunk_causal, streaming)
     for root in roots:  # check all before deleting any
         _check_replaceable(root)
     for root in roots:
@@ -154,6 +158,9 @@ def build_all(models_dir: Path, *, seed: int = TINY_WEIGHTS_SEED) -> dict[str, P
         _write_diffusers_layout(parts, diffusers_root)
         _write_original_layout(parts, original, list(DEFAULT_CHI_PROMPT))
         _write_chunk_causal_layout(parts, chunk_causal, list(DEFAULT_CHI_PROMPT))
+        from .tiny_streaming import write_streaming_layout
+
+        write_streaming_layout(parts, streaming)
 
     paths = {
         "sana_wm": original,
@@ -166,6 +173,8 @@ def build_all(models_dir: Path, *, seed: int = TINY_WEIGHTS_SEED) -> dict[str, P
         "gemma2": gemma2_dir,
         "sana_wm_chunk_causal": chunk_causal,
         "dit_chunk_causal": chunk_causal / CHUNK_CAUSAL_DIT_FILE,
+        "sana_wm_streaming": streaming,
+        "dit_streaming": streaming / STREAMING_DIT_FILE,
     }
     pi3x = _build_pi3x(models_dir)
     if pi3x is not None:

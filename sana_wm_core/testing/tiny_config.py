@@ -99,3 +99,9 @@ CHUNK_CAUSAL_DIT_FILE = "dit/sana_wm_chunk_causal_1600m_720p.safetensors"
 # Latent frames per chunk (release: 3). 1 splits the tiny clip's 3 latent frames into two chunks, [0,2) and
 # [2,3), so the tiny workflow runs the staggered schedule for real.
 TINY_CHUNK_SIZE = 1
+# The distilled streaming bundle (Efficient-Large-Model/SANA-WM_streaming): the DiT as a PyTorch training
+# checkpoint (generator + critic + a step counter), the causal VAE, the refiner and Gemma-3, no config (its
+# chunk size is the release's 3 latent frames).
+STREAMING_REPO_DIR = "sana_wm/SANA-WM_streaming"
+STREAMING_DIT_FILE = "sana_dit/model.pt"
+SEED_STREAMING_REFINER = 20   # its refiner gets other weights than the bidirectional one (not assumed equal)

@@ -32,6 +32,7 @@ class KnownWeight:
 BIDIRECTIONAL_REPO = "Efficient-Large-Model/SANA-WM_bidirectional"
 DIFFUSERS_REPO = "Efficient-Large-Model/SANA-WM_bidirectional-diffusers"
 CHUNK_CAUSAL_REPO = "Efficient-Large-Model/SANA-WM_chunk_causal"
+STREAMING_REPO = "Efficient-Large-Model/SANA-WM_streaming"
 GEMMA2_REPO = "Efficient-Large-Model/gemma-2-2b-it"
 PI3X_REPO = "yyfz233/Pi3X"
 
@@ -60,6 +61,12 @@ KNOWN_WEIGHTS: tuple[KnownWeight, ...] = (
                 "from the bidirectional repo and gemma-2-2b-it", "~10 GB",
                 "sana_wm/SANA-WM_chunk_causal", CHUNK_CAUSAL_REPO,
                 ("dit/sana_wm_chunk_causal_1600m_720p.safetensors", "config.yaml")),
+    KnownWeight("streaming", "sana_dit/model.pt + ltx2_causal_vae/ + refiner_diffusers/ + gemma3_12b/",
+                "the distilled streaming bundle: few-step chunk-causal Stage-1 DiT (a PyTorch training "
+                "checkpoint, read with the safe loader and converted once to sana_dit/model.safetensors), the "
+                "causal LTX-2 VAE, its refiner (transformer + connectors) and Gemma-3-12B; Gemma-2 comes from "
+                "gemma-2-2b-it", "~96 GB+ (estimate; the .pt also holds training state)",
+                "sana_wm/SANA-WM_streaming", STREAMING_REPO),
     KnownWeight("gemma2", "gemma-2-2b-it/", "Stage-1 prompt encoder Gemma-2-2B-IT with its tokenizer", "~5 GB",
                 "text_encoders/gemma-2-2b-it", GEMMA2_REPO),
     KnownWeight("pi3x", "Pi3X", "Pi3X geometry model, estimates camera intrinsics when none are given",
