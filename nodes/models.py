@@ -22,7 +22,8 @@ from ..sana_wm_core.text import GemmaPromptEncoder
 from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
 from ..sana_wm_core.weights import check_model_reference, locate_repo
 from ..sana_wm_core.weights.hub import parse_choice
-from ..sana_wm_core.weights.known import CHUNK_CAUSAL_REPO
+from ..sana_wm_core.weights.known import CHUNK_CAUSAL_REPO, STREAMING_REPO
+from ..sana_wm_core.weights.torch_pt import as_safetensors
 from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
 from .comfy_ops import dit_operations
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
@@ -45,7 +46,7 @@ def _dirs(kind: str) -> list[str]:
 
 
 def _has_stage1(p: Path) -> bool:
-    return (p / "dit").is_dir() or (p / "transformer" / "config.json").is_file()
+    return (p / "dit").is_dir() or (p / "sana_dit").is_dir() or (p / "transformer" / "config.json").is_file()
 
 
 def _progress():
@@ -102,7 +103,7 @@ class ComfyStage1Model(Stage1Model):
 
 
 _STAGE1_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_bidirectional-diffusers": DIFFUSERS,
-                 "SANA-WM_chunk_causal": CHUNK_CAUSAL_REPO}
+                 "SANA-WM_chunk_causal": CHUNK_CAUSAL_REPO, "SANA-WM_streaming": STREAMING_REPO}
 _VAE_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL}
 _GEMMA2_KNOWN = {"gemma-2-2b-it": GEMMA2}
 
@@ -126,13 +127,15 @@ class SanaWMModelLoader(io.ComfyNode):
                          "SANA-WM_bidirectional is the main model. SANA-WM_chunk_causal is the autoregressive "
                          "teacher (no frame depends on a later chunk; sample it with chunk_flow_euler): NVIDIA "
                          "releases it as a research checkpoint that may show artifacts. It ships only the DiT and "
-                         "config.yaml; the VAE and refiner come from SANA-WM_bidirectional."),
+                         "config.yaml; the VAE and refiner come from SANA-WM_bidirectional. SANA-WM_streaming is "
+                         "the distilled real-time student (sampler self_forcing); its sana_dit/model.pt is read "
+                         "with PyTorch's safe loader and converted once to safetensors beside it."),
             inputs=[
                 io.Combo.Input("model", options=loader_options("sana_wm", _STAGE1_KNOWN, _has_stage1), tooltip=(
                     "A folder under models/sana_wm (original layout with dit/ + config.yaml, or the diffusers "
                     "layout), or a '(download from <repo>)' entry: a release not on disk, downloaded there on "
                     "first use. SANA-WM_chunk_causal is the chunk-causal research checkpoint (sampler "
-                    "chunk_flow_euler).")),
+                    "chunk_flow_euler); SANA-WM_streaming the distilled streaming model (sampler self_forcing).")),
                 io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=DTYPE_TOOLTIP),
                 io.Combo.Input("offload", options=["none", "block"], default="none", tooltip=(
                     "none: ComfyUI's model management places the whole DiT on the GPU (partially when it does not "
@@ -165,8 +168,9 @@ class SanaWMModelLoader(io.ComfyNode):
         if offload not in ("none", "block"):
             raise ValueError(f"offload must be 'none' or 'block', got {offload!r}")
         root = resolve(model, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN,
-                       patterns=["dit/*", "config.yaml", "transformer/*", "scheduler/*"])
+                       patterns=["dit/*", "config.yaml", "transformer/*", "scheduler/*", "sana_dit/*"])
         info = read_release(root)
+        info.dit_path = as_safetensors(info.dit_path)   # a streaming .pt: its safetensors conversion (once)
         device = _device()
         precision, compute = precision_of(dtype, weight_format)
         if offload == "block":

@@ -8,8 +8,9 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..sana_wm_core.model import Stage1Model
-from ..sana_wm_core.sampling import (CHUNK_SAMPLER, SAMPLERS, build_stage1_conditioning, check_sampler_for_model,
-                                     plan_chunk_causal, plan_stage1, run_stage1, stage1_latent)
+from ..sana_wm_core.sampling import (CHUNK_SAMPLER, SAMPLERS, STREAM_SAMPLER, build_stage1_conditioning,
+                                     check_sampler_for_model, check_self_forcing, plan_chunk_causal, plan_stage1,
+                                     run_stage1, stage1_latent)
 from .comfy_model import load_for_sampling, wrap_for_comfy
 from .host import ComfyHost
 from .types import Camera, Conditioning, Latent, Model, TextEncoder, Vae, combo_problem
@@ -84,7 +85,9 @@ class SanaWMSampler(io.ComfyNode):
                 io.Combo.Input("sampler", options=list(SAMPLERS), default="flow_euler_ltx", tooltip=(
                     "flow_euler_ltx keeps the first frame fixed to the image (reference default); flow_euler "
                     "denoises every frame, the first included. chunk_flow_euler is the chunk-causal model's "
-                    "sampler (SANA-WM_chunk_causal only; the other two need the bidirectional model).")),
+                    "sampler (SANA-WM_chunk_causal only; the other two need the bidirectional model). self_forcing "
+                    "is the distilled SANA-WM_streaming model's: 4 fixed sigmas per block, cfg 1.0, steps and "
+                    "flow_shift unused.")),
                 io.Float.Input("flow_shift", default=0.0, min=0.0, max=100.0, step=0.05, optional=True, tooltip=(
                     "Schedule shift. 0 = the release config's value (inference_flow_shift 9.8); the run script "
                     "uses 8.0.")),
@@ -118,6 +121,8 @@ class SanaWMSampler(io.ComfyNode):
             k = float(chunk_interval_k or 0.0)
             options["chunk_interval_k"] = k if k > 0 else None       # 0 = the reference's 1/num_chunks
             plan_chunk_causal(model.transformer, conditioning, steps=steps, flow_shift=shift, **options)
+        if sampler == STREAM_SAMPLER:                                # its own sigmas: steps / flow_shift unused
+            check_self_forcing(model.transformer, conditioning, cfg)
         plan = plan_stage1(conditioning, steps=steps, guidance_scale=cfg, seed=seed, flow_shift=shift,
                            sampler=sampler, **options)
         conditioning.check_prefix(tuple(model.chi_prompt))

@@ -89,11 +89,14 @@ def _stage1_needs(inputs: dict) -> list[Need]:
     if choice is None or (_text(inputs, "path_or_hub_id") or "").strip():
         return []
     folder, repo = folder_and_repo(choice, _STAGE1_KNOWN)
-    complete = lambda p: _has_stage1(p) and ((p / "config.yaml").is_file() or (p / "transformer").is_dir())  # noqa: E731
+    complete = lambda p: _has_stage1(p) and ((p / "config.yaml").is_file() or (p / "transformer").is_dir()  # noqa: E731
+                                             or (p / "sana_dit" / "model.pt").is_file())
     if _present("sana_wm", folder, complete):
         return []
     if "diffusers" in folder:
         return [Need(f"sana_wm/{folder}", ("transformer/", "scheduler/"), repo, "~10 GB")]
+    if "streaming" in folder:
+        return [Need(f"sana_wm/{folder}", ("sana_dit/model.pt",), repo, "~10 GB+ (the DiT's training checkpoint)")]
     entry = known_weight("chunk_causal" if "chunk_causal" in folder else "dit")
     files = entry.hub_paths if entry.key == "chunk_causal" else entry.hub_paths + ("config.yaml",)
     return [Need(f"sana_wm/{folder}", files, repo, entry.size)]

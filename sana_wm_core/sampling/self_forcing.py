@@ -33,7 +33,7 @@ from .steps import SamplingRun, euler_per_token, frame_timesteps, guidance_input
 log = logging.getLogger("sana_wm")
 
 __all__ = ["STREAM_SAMPLER", "DEFAULT_SIGMAS", "StreamPlan", "stream_chunks", "kv_window", "sigma_schedule",
-           "snap_stream_frames", "snap_stream_conditioning", "check_stream_model", "plan_streaming",
+           "snap_stream_frames", "snap_stream_conditioning", "check_stream_model", "plan_streaming", "check_self_forcing",
            "self_forcing", "stream_stage1", "sample_streaming"]
 
 DEFAULT_SIGMAS = (1.0, 0.96, 0.889, 0.727)   # the release's denoising_step_list 1000,960,889,727,0
@@ -177,14 +177,20 @@ def plan_streaming(transformer: Any, cond: Stage1Conditioning, *, sigmas: Sequen
                       cached_blocks=int(cached_blocks), sink=bool(sink))
 
 
-def _plan_from_run(model, cond: Stage1Conditioning, run: SamplingRun) -> StreamPlan:
-    if run.do_cfg:
+def check_self_forcing(transformer: Any, cond: Stage1Conditioning, guidance_scale: float,
+                       options: Optional[dict] = None) -> StreamPlan:
+    """`plan_streaming` for a registry run (cfg and the sampler options as a node passes them): CFG must be off."""
+    if guidance_scale > 1.0:
         raise ValueError(f"sampler {STREAM_SAMPLER} runs without classifier-free guidance (the distilled model has "
-                         f"it built in); set cfg to 1.0 (got {run.guidance_scale})")
-    o = run.options
-    return plan_streaming(model, cond, sigmas=o.get("sigmas") or DEFAULT_SIGMAS,
+                         f"it built in); set cfg to 1.0 (got {guidance_scale})")
+    o = options or {}
+    return plan_streaming(transformer, cond, sigmas=o.get("sigmas") or DEFAULT_SIGMAS,
                           frames_per_block=o.get("frames_per_block", DEFAULT_FRAMES_PER_BLOCK),
                           cached_blocks=o.get("cached_blocks", DEFAULT_CACHED_BLOCKS), sink=o.get("sink", True))
+
+
+def _plan_from_run(model, cond: Stage1Conditioning, run: SamplingRun) -> StreamPlan:
+    return check_self_forcing(model, cond, run.guidance_scale if run.do_cfg else 1.0, run.options)
 
 
 def _cache_pass(model, x: torch.Tensor, s: int, e: int, inp, run: SamplingRun, cache, starts) -> DiTCache:
