@@ -1,0 +1,169 @@
+"""self_forcing streaming: time and memory per block as the clip grows, and streaming vs the bidirectional
+sampler for the same frames.
+
+Table 1: for clips of n blocks (latent frames 3n + 1), the seconds per block (first, median, last), the
+carried state the model reads per block (the `DiTCache`: GDN states, conv tails, the softmax K/V window) and
+the peak memory growth during a block (CUDA: max allocated; CPU: the process RSS peak above its level at the
+block's start, sampled every 2 ms). Both should be flat in n. Table 2: the same frames with the
+bidirectional model (same weights, `flow_euler_ltx`, 60 steps, CFG 5, i.e. batch 2) vs streaming (4 steps per
+block + 1 cache pass, no CFG): the time ratio.
+
+A random tiny DiT (default 4 blocks, one softmax, hidden 128), a moving camera + Plücker inputs.
+
+    .venv/bin/python benchmarks/bench_streaming.py [--blocks 1 4 16 40] [--compare 4 8] [--hw 6 10]
+        [--threads N] [--device cpu|cuda] [--dtype fp32|bf16] [--hidden 128] [--layers 4] [--steps 60]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from dit_oracle import camera_conditions, make_pair  # noqa: E402
+from sana_wm_core.model import SanaWMConfig, SanaWMTransformer  # noqa: E402
+from sana_wm_core.sampling import Stage1Conditioning, sample_stage1, stream_stage1  # noqa: E402
+
+
+def conditioning(L: int, h: int, w: int, channels: int, text_dim: int, seed: int = 0) -> Stage1Conditioning:
+    g = torch.Generator().manual_seed(seed)
+    return Stage1Conditioning(
+        prompt_embeds=torch.randn(1, 1, 64, text_dim, generator=g), prompt_mask=torch.ones(1, 64, dtype=torch.long),
+        negative_embeds=torch.randn(1, 1, 64, text_dim, generator=g), negative_mask=torch.ones(1, 64, dtype=torch.long),
+        image_latent=torch.randn(1, channels, 1, h, w, generator=g), raymap=camera_conditions(1, L, h, w)[0],
+        chunk_plucker=torch.randn(48, L, h, w, generator=g), num_frames=8 * (L - 1) + 1, height=32 * h, width=32 * w)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+class PeakMemory:
+    """Peak memory above the level at `start()`: CUDA max allocated, else a sampled process RSS."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self._peak, self._base, self._on = device, 0, 0, False
+        if device.type != "cuda":
+            threading.Thread(target=self._poll, daemon=True).start()
+
+    def _poll(self) -> None:
+        while True:
+            if self._on:
+                self._peak = max(self._peak, _rss())
+            time.sleep(0.002)
+
+    def start(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+        else:
+            self._base = self._peak = _rss()
+            self._on = True
+
+    def stop(self) -> int:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() - self._base
+        self._on = False
+        return max(0, self._peak - self._base)
+
+
+def cache_bytes(cache) -> int:
+    total = 0
+    for b in getattr(cache, "blocks", ()):
+        for name in ("gdn", "gdn_cam", "conv_k", "conv_k_cam", "kv", "kv_cam", "ffn"):
+            v = getattr(b, name)
+            if v is None:
+                continue
+            parts = (v,) if isinstance(v, torch.Tensor) else (
+                tuple(v) if isinstance(v, tuple) else tuple(getattr(v, f.name) for f in dataclasses.fields(v)))
+            for t in parts:
+                if isinstance(t, torch.Tensor):
+                    total += t.numel() * t.element_size()
+    return total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--blocks", type=int, nargs="+", default=[1, 4, 16, 40])
+    ap.add_argument("--compare", type=int, nargs="+", default=[4, 8], help="block counts for table 2")
+    ap.add_argument("--steps", type=int, default=60, help="bidirectional sampler steps (CFG 5)")
+    ap.add_argument("--hw", type=int, nargs=2, default=[6, 10])
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave torch's default)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    h, w = args.hw
+    heads = max(1, args.hidden // 32)
+    bidir, _ = make_pair(0, num_layers=args.layers, hidden_size=args.hidden, num_attention_heads=heads,
+                         chunk_plucker_post_attn_blocks=args.layers)
+    stream = SanaWMTransformer(SanaWMConfig(**{**bidir.config.to_dict(), "chunk_size": 3})).eval()
+    stream.load_state_dict(bidir.state_dict())
+    bidir, stream = bidir.to(device, dtype), stream.to(device, dtype)
+    cfg = stream.config
+    held = []
+    stream.register_forward_pre_hook(lambda m, a, kw: held.append(cache_bytes(kw.get("cache"))), with_kwargs=True)
+    mem = PeakMemory(device)
+
+    print(f"device {device}, {args.dtype}, {torch.get_num_threads()} threads, DiT {cfg.num_layers} blocks hidden "
+          f"{cfg.hidden_size}, latent {h}x{w}, 3-frame blocks, cached_blocks 2 + sink\n")
+    print("| blocks | latent frames | s/block first | s/block median | s/block last | state read (KiB) max "
+          "| peak mem / block (MiB) median, max |")
+    print("|---|---|---|---|---|---|---|")
+    for n in args.blocks:
+        L = 3 * n + 1
+        cond = conditioning(L, h, w, cfg.in_channels, cfg.caption_channels)
+        held.clear()
+        times, peaks = [], []
+        gen = stream_stage1(stream, cond, seed=1)
+        while True:
+            mem.start()
+            t0 = time.perf_counter()
+            try:
+                next(gen)
+            except StopIteration:
+                mem.stop()
+                break
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+            peaks.append(mem.stop() / 2 ** 20)
+        state = [b / 1024 for b in held]
+        print(f"| {n} | {L} | {times[0]:.4f} | {statistics.median(times):.4f} | {times[-1]:.4f} | "
+              f"{max(state):.0f} | {statistics.median(peaks):.2f}, {max(peaks):.2f} |")
+
+    print(f"\n| blocks | latent frames | bidirectional {args.steps} steps CFG 5 (s) | streaming 4+1/block (s) "
+          "| ratio |")
+    print("|---|---|---|---|---|")
+    for n in args.compare:
+        L = 3 * n + 1
+        cond = conditioning(L, h, w, cfg.in_channels, cfg.caption_channels)
+        t0 = time.perf_counter()
+        sample_stage1(bidir, cond, steps=args.steps, guidance_scale=5.0, seed=1, flow_shift=9.8)
+        tb = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in stream_stage1(stream, cond, seed=1):
+            pass
+        ts = time.perf_counter() - t0
+        print(f"| {n} | {L} | {tb:.3f} | {ts:.3f} | {tb / ts:.1f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
