@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from sana_wm_core.model import load_transformer, read_release
+from sana_wm_core.model.release import STREAMING_CONFIG
 from sana_wm_core.sampling import is_chunk_causal
 from sana_wm_core.testing import tiny_config as C
 from sana_wm_core.weights import torch_pt
@@ -24,6 +25,7 @@ def bundle(tiny_models, tmp_path) -> Path:
     """A private copy of the tiny bundle's DiT folder (conversions write next to the .pt)."""
     root = tmp_path / "SANA-WM_streaming"
     shutil.copytree(tiny_models / C.STREAMING_REPO_DIR / "sana_dit", root / "sana_dit")
+    shutil.copy(tiny_models / C.STREAMING_REPO_DIR / STREAMING_CONFIG, root / STREAMING_CONFIG)
     return root
 
 
@@ -35,6 +37,9 @@ def test_the_bundle_has_the_release_layout(tiny_models):
         assert (root / rel).is_file(), rel
     raw = torch.load(root / C.STREAMING_DIT_FILE, map_location="cpu", mmap=True, weights_only=True)
     assert set(raw) == {"generator", "critic", "step"} and all(k.startswith("model.") for k in raw["generator"])
+    from sana_wm_core.vae import LTX2Vae
+
+    assert LTX2Vae.from_folder(root).is_causal                     # the bundle root finds ltx2_causal_vae/
 
 
 def test_the_pt_loads_safely_as_the_chunk_causal_dit(tiny_models):

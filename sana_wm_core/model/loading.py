@@ -135,7 +135,7 @@ def _assign(model: nn.Module, key: str, value: torch.Tensor, is_param: bool) -> 
 
 def _config_yaml_heads(src: Any) -> Optional[int]:
     """The cross-attention heads an original-layout release's config.yaml gives for its DiT file, if any."""
-    if isinstance(src, Mapping) or Path(src).suffix != ".safetensors":
+    if isinstance(src, Mapping) or Path(src).suffix not in (".safetensors", ".pt"):
         return None
     from .release import read_release
 

@@ -138,13 +138,14 @@ def _streaming(root: Path, dit: Path) -> ReleaseInfo:
     if dit.suffix == ".pt":
         dit = find_converted(dit) or dit
     return ReleaseInfo(root, "streaming", dit, shift, chi_from_config(cfg), chunk_size=chunk,
-                       chunk_split_strategy="first_chunk_plus_one", sampler=STREAM_SAMPLER)
+                       chunk_split_strategy="first_chunk_plus_one", sampler=STREAM_SAMPLER,
+                       cross_heads=_cross_heads_from_config(cfg.get("model") or {}))
 
 
 def read_release(root: str | Path) -> ReleaseInfo:
     """Inspect a release folder (any layout); FileNotFoundError says what is missing and where."""
     root = Path(root)
-    if root.is_file() and root.suffix == ".pt":               # a bare streaming .pt
+    if root.is_file() and (root.suffix == ".pt" or root.parent.name == "sana_dit"):   # a bare streaming DiT
         base = root.parent.parent if root.parent.name == "sana_dit" else root.parent
         return _streaming(base, root)
     streaming = root / STREAMING_DIT

@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 
 from .tiny_config import (CHUNK_CAUSAL_DIT_FILE, CHUNK_CAUSAL_REPO_DIR, DIFFUSERS_REPO_DIR, DIT_FILE,
-                          GEMMA2_DIR, ORIGINAL_REPO_DIR, STREAMING_DIT_FILE, STREAMING_REPO_DIR, TINY_FLOW_SHIFT, TINY_HEIGHT, TINY_NUM_FRAMES,
+                          GEMMA2_DIR, ORIGINAL_REPO_DIR, STREAMING_DIT_FILE, STREAMING_REPO_DIR, TINY_FLOW_SHIFT,
+                          TINY_HEIGHT, TINY_NUM_FRAMES,
                           TINY_REFINER_TEXT_MAX_LEN, TINY_WEIGHTS_SEED, TINY_WIDTH)
 
 __all__ = ["build_all", "TINY_HEIGHT", "TINY_WIDTH", "TINY_NUM_FRAMES", "TINY_FLOW_SHIFT",
@@ -160,7 +161,7 @@ def build_all(models_dir: Path, *, seed: int = TINY_WEIGHTS_SEED) -> dict[str, P
         _write_chunk_causal_layout(parts, chunk_causal, list(DEFAULT_CHI_PROMPT))
         from .tiny_streaming import write_streaming_layout
 
-        write_streaming_layout(parts, streaming)
+        write_streaming_layout(parts, streaming, list(DEFAULT_CHI_PROMPT))
 
     paths = {
         "sana_wm": original,

@@ -1,7 +1,9 @@
 """The tiny SANA-WM_streaming bundle, laid out as the hub repo: `sana_dit/model.pt` (a training checkpoint
 read with PyTorch's safe loader: {"generator": {"model.<NVlabs key>": ...}, "critic": {...}, "step": n}),
-`ltx2_causal_vae/` (the tiny LTX-2 VAE with a causal decoder), `refiner_diffusers/{transformer,connectors}/`
-and `gemma3_12b/` (Gemma-3 + tokenizer)."""
+`ltx2_causal_vae/` (`tiny_causal_vae`, in NVlabs' config form), `refiner_diffusers/{transformer,connectors}/`
+and `gemma3_12b/` (Gemma-3 + tokenizer). The hub repo has no config; the tiny bundle carries the streaming
+config at its root as a local NVlabs bundle may (`sana_wm_streaming_1600m_720p.yaml`), because the tiny DiT's
+cross-attention head count is no released size (the real one needs no config)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,18 +27,38 @@ def write_streaming_dit(transformer: Any, path: Path) -> Path:
     return path
 
 
-def write_streaming_layout(parts: Any, root: Path) -> None:
-    import torch
-    from diffusers import AutoencoderKLLTX2Video
+def write_streaming_config(path: Path, chi_prompt: list[str]) -> Path:
+    """The streaming config: the chunk-causal one with chunk_size 3, the streaming model name and sampler."""
+    import yaml
 
+    from ..model.release import STREAMING_CHUNK_SIZE, STREAMING_FLOW_SHIFT
+    from .tiny_release import release_config
+
+    cfg = release_config(chi_prompt, variant="chunk_causal")
+    cfg["model"].update(model=f"SanaMSVideoCamCtrlStreaming_Tiny_P1_D{C.DIT_CONFIG['num_layers']}",
+                        chunk_size=STREAMING_CHUNK_SIZE, ffn_type="CachedGLUMBConvTemp",
+                        pos_embed_type="casual_wan_rope")
+    cfg["model"].pop("camctrl_type", None)
+    cfg["vae"].update(vae_type="LTX2VAE_diffusers_causal",
+                      vae_pretrained="hf://Efficient-Large-Model/SANA-WM_streaming/ltx2_causal_vae")
+    cfg["scheduler"].update(inference_flow_shift=STREAMING_FLOW_SHIFT, vis_sampler="self_forcing_flow_euler")
+    header = ("# Tiny random-weight test checkpoint written by sana_wm_core.testing.tiny.\n"
+              "# Keys of NVlabs' configs/sana_wm/sana_wm_streaming_1600m_720p.yaml; sizes are the tiny model's.\n")
+    path = Path(path)
+    path.write_text(header + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True, width=4096), encoding="utf-8")
+    return path
+
+
+def write_streaming_layout(parts: Any, root: Path, chi_prompt: list[str]) -> None:
     from .tiny_build import build_refiner_parts
+    from .tiny_causal_vae import write_causal_vae
     from .tiny_tokenizer import write_tokenizer
 
+    from ..model.release import STREAMING_CONFIG
+
     write_streaming_dit(parts.transformer, root / C.STREAMING_DIT_FILE)
-    with torch.random.fork_rng(devices=[]):
-        vae = AutoencoderKLLTX2Video(**{**C.VAE_CONFIG, "decoder_causal": True}).eval()
-    vae.load_state_dict(parts.vae.state_dict())
-    vae.save_pretrained(str(root / "ltx2_causal_vae"))
+    write_streaming_config(root / STREAMING_CONFIG, chi_prompt)
+    write_causal_vae(root / "ltx2_causal_vae")
     _, connectors, refiner = build_refiner_parts(parts.tokenizer, C.TINY_WEIGHTS_SEED + C.SEED_STREAMING_REFINER)
     refiner.save_pretrained(str(root / "refiner_diffusers" / "transformer"))
     connectors.save_pretrained(str(root / "refiner_diffusers" / "connectors"))
