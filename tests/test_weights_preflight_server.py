@@ -23,7 +23,8 @@ ASSET_DIR = Path(__file__).resolve().parents[1] / "workflows" / "assets"
 LOADERS = {"SanaWMModelLoader": "model", "SanaWMTextEncoderLoader": "text_encoder", "SanaWMVAELoader": "vae",
            "SanaWMRefinerLoader": "repo"}
 KNOWN_REPOS = {"Efficient-Large-Model/SANA-WM_bidirectional", "Efficient-Large-Model/SANA-WM_bidirectional-diffusers",
-               "Efficient-Large-Model/SANA-WM_chunk_causal", "Efficient-Large-Model/gemma-2-2b-it"}
+               "Efficient-Large-Model/SANA-WM_chunk_causal", "Efficient-Large-Model/SANA-WM_streaming",
+               "Efficient-Large-Model/gemma-2-2b-it"}
 
 
 def _tiny(wf: dict) -> dict:
@@ -115,6 +116,10 @@ def test_offline_missing_weights_one_message_for_all_loaders(offline_server):
     wf[_ids(wf)["SanaWMModelLoader"]]["inputs"]["model"] = "SANA-WM_chunk_causal"
     message = _refusal(client, wf)[0]["error"]["message"]
     assert "dit/sana_wm_chunk_causal_1600m_720p.safetensors" in message and "dit/sana_wm_1600m_720p.safetensors" not in message
+    # the streaming bundle: its training checkpoint
+    wf[_ids(wf)["SanaWMModelLoader"]]["inputs"]["model"] = "SANA-WM_streaming"
+    message = _refusal(client, wf)[0]["error"]["message"]
+    assert "sana_dit/model.pt" in message and "dit/sana_wm_1600m_720p.safetensors" not in message, message
 
 
 def test_without_network_the_check_says_so_at_once(tmp_path_factory):
