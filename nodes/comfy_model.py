@@ -40,6 +40,11 @@ def _log_detach(patcher: "comfy.model_patcher.ModelPatcher", unpatch_all: bool) 
         log.info("SANA-WM: Stage-1 DiT released to %s by ComfyUI model management", patcher.offload_device)
 
 
+def _dit(model: torch.nn.Module) -> torch.nn.Module:
+    """The DiT itself: the model, or the one inside a core `SanaWMBaseModel` (`nodes/native_model.py`)."""
+    return getattr(model, "dit", model)
+
+
 def _param_device(model: torch.nn.Module, default: torch.device) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -47,7 +52,8 @@ def _param_device(model: torch.nn.Module, default: torch.device) -> torch.device
 
 
 class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
-    """A ModelPatcher for a DiT whose blocks stream from CPU RAM (`enable_block_offload`).
+    """A ModelPatcher for a DiT whose blocks stream from CPU RAM (`enable_block_offload`); `model` is the DiT
+    or the core `SanaWMBaseModel` around it (the loader's MODEL), the blocks being the DiT's either way.
 
     ComfyUI must not place the whole model: its loader would move every block onto the GPU (defeating the
     streaming) or leave arbitrary layers behind. So this patcher reports only the device footprint of the
@@ -64,7 +70,7 @@ class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
 
     def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device,
                  size: int = 0, *args, blocks_resident: int = DEFAULT_BLOCKS_RESIDENT, **kwargs) -> None:
-        sizes = [mm.module_size(b) for b in model.blocks]
+        sizes = [mm.module_size(b) for b in _dit(model).blocks]
         self.num_blocks = len(sizes)
         self.block_bytes = max(sizes, default=0)
         self.base_bytes = mm.module_size(model) - sum(sizes)
@@ -92,7 +98,8 @@ class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
     def partially_load(self, device_to, extra_memory=0, force_patch_weights=False) -> int:
         """ComfyUI's load hook: install the offloader on `device_to` (no-op when already streaming there)."""
         device_to = torch.device(device_to)
-        off = self.model.offloader
+        dit = _dit(self.model)
+        off = dit.offloader
         if off is not None and off.device == device_to:
             return 0
         if off is not None:
@@ -100,11 +107,11 @@ class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
         before = self.loaded_size()
         # extra_memory 0 (or ComfyUI's 1e32) = no limit; 0.1 = NO_VRAM state -> stream every block
         k = self._resident_within(0 if extra_memory >= 1e30 else extra_memory)
-        enable_block_offload(self.model, device_to, blocks_resident=k)
-        self.model.device = device_to
+        enable_block_offload(dit, device_to, blocks_resident=k)
+        self.model.device = dit.device = device_to
         self.model.model_loaded_weight_memory = self.footprint(k)
         log.info("SANA-WM: block offload on %s, %d of %d blocks resident, %.1f MB on the device",
-                 device_to, k, len(self.model.blocks), self.footprint(k) / 2 ** 20)
+                 device_to, k, len(dit.blocks), self.footprint(k) / 2 ** 20)
         return self.loaded_size() - before
 
     def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False) -> int:
@@ -125,9 +132,10 @@ class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
         return self.model
 
     def _release(self) -> None:
-        disable_block_offload(self.model, self.offload_device)
+        dit = _dit(self.model)
+        disable_block_offload(dit, self.offload_device)
         self.model.to(self.offload_device)
-        self.model.device = self.offload_device
+        self.model.device = dit.device = self.offload_device
         self.model.model_loaded_weight_memory = 0
 
 

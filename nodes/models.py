@@ -7,9 +7,7 @@ accepts a Hugging Face repo id or a path, and fetches a missing repo from the hu
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -24,12 +22,13 @@ from ..sana_wm_core.weights import check_model_reference, locate_repo
 from ..sana_wm_core.weights.hub import parse_choice
 from ..sana_wm_core.weights.known import CHUNK_CAUSAL_REPO, STREAMING_REPO
 from ..sana_wm_core.weights.torch_pt import as_safetensors
-from .comfy_model import DEFAULT_BLOCKS_RESIDENT, wrap_for_comfy
+from .comfy_model import DEFAULT_BLOCKS_RESIDENT
 from .comfy_ops import dit_operations
+from .native_model import wrap_as_core_model
 from .precision import (DTYPE_CHOICES, DTYPE_TOOLTIP, WEIGHT_FORMAT_TOOLTIP, WEIGHT_FORMATS, precision_of,
                         validate_precision)
 from .host import ComfyHost
-from .types import Model, TextEncoder, Vae, combo_problem
+from .types import TextEncoder, Vae, combo_problem
 from .weights_check import is_known_choice, loader_options
 
 CATEGORY = "SANA-WM/loaders"
@@ -94,14 +93,6 @@ def _checkpoint_params(dit_path: Path) -> int:
     return total
 
 
-@dataclass
-class ComfyStage1Model(Stage1Model):
-    """SANAWM_MODEL as the loader returns it: the Stage-1 model plus the ComfyUI ModelPatcher that owns its
-    placement (`comfy.model_management` loads, keeps and frees it)."""
-
-    patcher: Any = None
-
-
 _STAGE1_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_bidirectional-diffusers": DIFFUSERS,
                  "SANA-WM_chunk_causal": CHUNK_CAUSAL_REPO, "SANA-WM_streaming": STREAMING_REPO}
 _VAE_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL}
@@ -123,12 +114,15 @@ class SanaWMModelLoader(io.ComfyNode):
             node_id="SanaWMModelLoader",
             display_name="SANA-WM Model Loader (Stage-1 DiT)",
             category=CATEGORY,
-            description=("Loads SANA-WM's Stage-1 DiT (native implementation) and the release's sampler settings. "
-                         "SANA-WM_bidirectional is the main model. SANA-WM_chunk_causal is the autoregressive "
-                         "teacher (no frame depends on a later chunk; sample it with chunk_flow_euler): NVIDIA "
-                         "releases it as a research checkpoint that may show artifacts. It ships only the DiT and "
-                         "config.yaml; the VAE and refiner come from SANA-WM_bidirectional. SANA-WM_streaming is "
-                         "the distilled real-time student (sampler self_forcing); its sana_dit/model.pt is read "
+            description=("Loads SANA-WM's Stage-1 DiT (native implementation) as a core MODEL (flow sampling at the "
+                         "release's shift), so KSampler, SamplerCustom(Advanced), ModelSamplingSD3 and other core "
+                         "model nodes take it. SANA-WM_bidirectional is the main model. SANA-WM_chunk_causal is the "
+                         "autoregressive teacher (no frame depends on a later chunk): it stays on the pack's own "
+                         "sampling, the SANA-WM Sampler with chunk_flow_euler (core samplers cannot run its "
+                         "staggered chunk schedule); NVIDIA releases it as a research checkpoint that may show "
+                         "artifacts. It ships only the DiT and config.yaml; the VAE and refiner come from "
+                         "SANA-WM_bidirectional. SANA-WM_streaming is the distilled real-time student, also on the "
+                         "pack's own sampling (SANA-WM Sampler, sampler self_forcing); its sana_dit/model.pt is read "
                          "with PyTorch's safe loader and converted once to safetensors beside it."),
             inputs=[
                 io.Combo.Input("model", options=loader_options("sana_wm", _STAGE1_KNOWN, _has_stage1), tooltip=(
@@ -148,7 +142,9 @@ class SanaWMModelLoader(io.ComfyNode):
                 io.Combo.Input("weight_format", options=list(WEIGHT_FORMATS), default="default", optional=True,
                                tooltip=WEIGHT_FORMAT_TOOLTIP),
             ],
-            outputs=[Model.Output(display_name="model")],
+            outputs=[io.Model.Output(display_name="model", tooltip=(
+                "A core MODEL around the SANA-WM DiT, carrying the release settings (flow shift, prompt prefix, "
+                "sampler)."))],
         )
 
     @classmethod
@@ -161,8 +157,9 @@ class SanaWMModelLoader(io.ComfyNode):
     def execute(cls, model, dtype, offload, path_or_hub_id="", weight_format="default") -> io.NodeOutput:
         """Weights go where ComfyUI's own diffusion-model loaders put them (`unet_inital_load_device`: the GPU
         only when the model fits there and it has more free memory than the CPU, else the offload device);
-        offload="block" always loads to the CPU. The DiT is handed to ComfyUI's model management as a
-        ModelPatcher (see nodes/comfy_model.py); the sampler asks ComfyUI to place it."""
+        offload="block" always loads to the CPU. The DiT becomes a core MODEL (`wrap_as_core_model`: a ModelPatcher
+        over `SanaWMBaseModel`, the block-streaming patcher for offload="block"); the sampler asks ComfyUI to place
+        it."""
         from ..sana_wm_core.model import load_transformer
 
         if offload not in ("none", "block"):
@@ -181,10 +178,11 @@ class SanaWMModelLoader(io.ComfyNode):
                                overrides=info.model_overrides,
                                operations=dit_operations(compute, precision.fp8, device))
         dit.device = initial
-        patcher = wrap_for_comfy(dit, device, mm.unet_offload_device(),
-                                 blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None)
-        return io.NodeOutput(ComfyStage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
-                                              sampler=info.sampler, patcher=patcher))
+        release = Stage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
+                              sampler=info.sampler)
+        return io.NodeOutput(wrap_as_core_model(
+            dit, info.flow_shift, device, mm.unet_offload_device(), release=release,
+            blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None))
 
 
 class SanaWMTextEncoderLoader(io.ComfyNode):

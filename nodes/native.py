@@ -35,11 +35,12 @@ class SanaWMScheduler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, steps: int, flow_shift: float) -> io.NodeOutput:
-        shift = float(flow_shift) if flow_shift and flow_shift > 0 else _model_shift(model)
+        shift = float(flow_shift) if flow_shift and flow_shift > 0 else model_shift(model)
         return io.NodeOutput(flow_schedule(int(steps), shift).sigmas)
 
 
-def _model_shift(model) -> float:
+def model_shift(model) -> float:
+    """The flow shift of a core MODEL (the release config's, or ModelSamplingSD3's); ValueError if none."""
     sampling = model.get_model_object("model_sampling")
     shift = getattr(sampling, "shift", None)
     if shift is None:

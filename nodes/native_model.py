@@ -73,13 +73,16 @@ class ComfyDiT(torch.nn.Module):
 
 
 class SanaWMBaseModel(comfy.model_base.BaseModel):
-    """A core MODEL whose diffusion model is the pack's DiT (`SanaWMTransformer`)."""
+    """A core MODEL whose diffusion model is the pack's DiT (`SanaWMTransformer`). `release` is the
+    loader's `Stage1Model` (flow shift, chi_prompt, release sampler), read by the pack's own nodes."""
 
-    def __init__(self, dit: torch.nn.Module, flow_shift: float, device: Optional[torch.device] = None) -> None:
+    def __init__(self, dit: torch.nn.Module, flow_shift: float, device: Optional[torch.device] = None,
+                 release: Any = None) -> None:
         config = SanaWMModelConfig(flow_shift, int(dit.config.in_channels), getattr(dit, "compute_dtype", None))
         super().__init__(config, comfy.model_base.ModelType.FLOW, device=device)
         self.diffusion_model = ComfyDiT(dit)
         self.flow_shift = float(flow_shift)
+        self.release = release
 
     @property
     def dit(self) -> torch.nn.Module:
@@ -115,10 +118,23 @@ class SanaWMBaseModel(comfy.model_base.BaseModel):
 
 def wrap_as_core_model(dit: torch.nn.Module, flow_shift: float,
                        load_device: Optional[torch.device] = None,
-                       offload_device: Optional[torch.device] = None) -> comfy.model_patcher.ModelPatcher:
-    """A ModelPatcher over `SanaWMBaseModel(dit)`: the value of a core MODEL socket."""
-    load_device = load_device if load_device is not None else mm.get_torch_device()
+                       offload_device: Optional[torch.device] = None, *, release: Any = None,
+                       blocks_resident: Optional[int] = None) -> comfy.model_patcher.ModelPatcher:
+    """A ModelPatcher over `SanaWMBaseModel(dit)`: the value of a core MODEL socket. `blocks_resident` set:
+    the block-streaming patcher (`nodes/comfy_model.BlockOffloadPatcher`, offload device the CPU)."""
+    from .comfy_model import wrap_for_comfy
+
     offload_device = offload_device if offload_device is not None else mm.unet_offload_device()
-    base = SanaWMBaseModel(dit, flow_shift, device=offload_device)
-    return comfy.model_patcher.ModelPatcher(base, load_device=load_device, offload_device=offload_device,
-                                            size=mm.module_size(base))
+    if blocks_resident is not None:
+        offload_device = torch.device("cpu")
+    base = SanaWMBaseModel(dit, flow_shift, device=getattr(dit, "device", None) or offload_device, release=release)
+    return wrap_for_comfy(base, load_device, offload_device, blocks_resident=blocks_resident)
+
+
+def core_dit(model: Any) -> torch.nn.Module:
+    """The pack's DiT inside a core MODEL (a ModelPatcher over `SanaWMBaseModel`); ValueError otherwise."""
+    base = getattr(model, "model", None)
+    if not isinstance(base, SanaWMBaseModel):
+        raise ValueError(f"model must be a SANA-WM MODEL from the SANA-WM Model Loader, got "
+                         f"{type(base if base is not None else model).__name__}")
+    return base.dit

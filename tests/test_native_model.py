@@ -137,3 +137,52 @@ def test_scheduler_node_gives_the_release_sigmas_and_follows_model_sampling_sd3(
     assert torch.equal(node.execute(patcher, 8, 7.5).result[0], flow_schedule(8, 7.5).sigmas)
     shifted = ModelSamplingSD3().patch(patcher, 5.0)[0]
     assert torch.equal(node.execute(shifted, 8, 0.0).result[0], flow_schedule(8, 5.0).sigmas)
+
+
+def test_pack_sampler_node_on_core_values_equals_sample_stage1_bit_for_bit(comfy_core, stage1):
+    """SANA-WM Sampler takes the core MODEL + positive + negative + LATENT and runs the engine's registry
+    sampler: the very latents `sample_stage1` gives (and so diffusers' SanaWMPipeline,
+    tests/test_pipeline_parity.py), in a core LATENT that keeps the clip info and adds the settings."""
+    sampling = _import_pack_module("sampling")
+    patcher, positive, negative, latent, _ = _core_inputs(comfy_core, stage1)
+    out = sampling.SanaWMSampler.execute(patcher, positive, negative, latent, SEED, STEPS, CFG,
+                                         "flow_euler_ltx", 0.0, 0.0).result[0]
+    assert torch.equal(out["samples"], stage1.ours.cpu())
+    assert torch.equal(out["noise_mask"], latent["noise_mask"])
+    clip = out[comfy_core.cond.CLIP_KEY]
+    assert clip["num_frames"] == 17 and clip["generation"]["seed"] == SEED and clip["generation"]["steps"] == STEPS
+    assert clip["generation"]["flow_shift"] == pytest.approx(stage1.shift)
+    assert comfy_core.cond.CLIP_KEY not in latent or "generation" not in latent[comfy_core.cond.CLIP_KEY]
+
+
+def test_pack_sampler_node_refuses_values_not_from_image_to_video(comfy_core, stage1):
+    sampling = _import_pack_module("sampling")
+    patcher, positive, negative, latent, _ = _core_inputs(comfy_core, stage1)
+    bare = {"samples": latent["samples"]}                  # what LoadLatent gives back: no clip info
+    with pytest.raises(ValueError, match="no SANA-WM clip info"):
+        sampling.SanaWMSampler.execute(patcher, positive, negative, bare, SEED, 1, CFG, "flow_euler_ltx")
+    with pytest.raises(ValueError, match="positive must be the single CONDITIONING entry"):
+        sampling.SanaWMSampler.execute(patcher, positive + positive, negative, latent, SEED, 1, CFG,
+                                       "flow_euler_ltx")
+    with pytest.raises(ValueError, match="SANA-WM MODEL"):
+        sampling.SanaWMSampler.execute(object(), positive, negative, latent, SEED, 1, CFG, "flow_euler_ltx")
+
+
+def test_block_offload_core_model_samples_like_the_whole_model(comfy_core, stage1):
+    """offload=block: the loader's MODEL is the block-streaming patcher over the same SanaWMBaseModel; the core
+    sampler loads it through ComfyUI (the offloader is installed on the DiT) and gets the same latents."""
+    glue = _import_pack_module("comfy_model")
+    cpu = torch.device("cpu")
+    patcher = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, cpu, cpu, blocks_resident=1)
+    assert isinstance(patcher, glue.BlockOffloadPatcher)
+    assert isinstance(patcher.model, comfy_core.model.SanaWMBaseModel) and patcher.num_blocks == len(stage1.dit.blocks)
+    _, positive, negative, latent, noise = _core_inputs(comfy_core, stage1)
+    sigmas = flow_schedule(STEPS, stage1.shift).sigmas
+    out = comfy_core.sample.sample_custom(patcher, noise, CFG, comfy_core.samplers.sampler_object("euler"), sigmas,
+                                          positive, negative, latent["samples"], noise_mask=latent["noise_mask"],
+                                          disable_pbar=True, seed=SEED)
+    assert stage1.dit.offloader is not None and stage1.dit.offloader.resident == 1
+    rel = float((out - stage1.ours).abs().max() / stage1.ours.abs().max())
+    assert rel < 1e-5, rel
+    comfy_core.mm.unload_all_models()
+    assert stage1.dit.offloader is None
