@@ -6,7 +6,8 @@ where a number belongs is taken for a link and answered with "Bad linked input" 
 ComfyUI does and answers HTTP 400 in ComfyUI's own format (`error` + `node_errors`, which the frontend
 highlights), one line per input, naming the node, the input, the valid range and the value received. It
 judges only this pack's nodes (class names starting with "SanaWM"); the rules live in the engine
-(`sana_wm_core.camera.file_values.finite_number`, `sana_wm_core.weights.check_model_reference`). When the
+(`sana_wm_core.camera.file_values.finite_number`, `sana_wm_core.weights.check_model_reference`). Prompts saved
+with earlier versions of the pack's nodes are refused first, naming what changed (`nodes/compat.py`). When the
 values are fine, the weights every loader of the prompt needs are checked (nodes/weights_check.py): files
 missing and not downloadable now are answered with one 400 listing them all.
 """
@@ -132,7 +133,10 @@ def _middleware():
                 from .models import model_roots
                 from .weights_check import WEIGHTS_ERROR, weights_errors
 
-                errors = input_errors(prompt, comfy_nodes.NODE_CLASS_MAPPINGS, model_roots)
+                from .compat import changed_node_errors
+
+                errors = changed_node_errors(prompt) or input_errors(prompt, comfy_nodes.NODE_CLASS_MAPPINGS,
+                                                                     model_roots)
                 if not errors:   # bad values first; then the weights of every loader, in one message
                     errors, message = weights_errors(prompt, _display_names(prompt, comfy_nodes.NODE_CLASS_MAPPINGS))
                     if errors:

@@ -30,7 +30,8 @@ from scripts.batch_runner import VIDEO_SUFFIXES, BatchRunner  # noqa: E402
 ACTION_NODE = "SanaWMCameraFromActions"
 FILE_NODE = "SanaWMLoadCamera"
 PROMPT_NODES = ("SanaWMImageToVideo", "SanaWMRefine", "SanaWMEncodePrompt")
-SEED_NODES = ("SanaWMSampler",)
+SEED_NODES = {"SanaWMSampler": "seed", "RandomNoise": "noise_seed", "KSampler": "seed",
+              "KSamplerAdvanced": "noise_seed"}   # Stage-1 sampling nodes and their seed input
 
 
 def read_jobs(path: Path) -> list[dict]:
@@ -99,7 +100,7 @@ def apply_job(workflow: dict, job: dict, uploaded: dict[str, str]) -> dict:
             node["inputs"]["file"] = uploaded[job["camera"]]
     if job.get("seed") not in (None, ""):
         for nid in _nodes(wf, *SEED_NODES):
-            wf[nid]["inputs"]["seed"] = job["seed"]
+            wf[nid]["inputs"][SEED_NODES[wf[nid]["class_type"]]] = job["seed"]
     return wf
 
 

@@ -79,7 +79,7 @@ def test_empty_prompt_is_refused(comfy, image_name):
     assert res.status == "error" and "prompt is empty" in res.error["exception_message"]
 
 
-REQUESTED = "Requested to load SanaWMTransformer"        # comfy.model_management.load_models_gpu's own line
+REQUESTED = "Requested to load SanaWMBaseModel"        # comfy.model_management.load_models_gpu's own line
 RELEASED = "SANA-WM: Stage-1 DiT released to cpu by ComfyUI model management"
 
 

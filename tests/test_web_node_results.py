@@ -184,7 +184,7 @@ def test_fast_preview_workflow_from_the_page_shows_video_and_intrinsics(drv, web
     ids = {t: _node_by_type(drv, t) for t in (ESTIMATE, SAVE, "SanaWMCameraFromActions",
                                               "SanaWMImageToVideo", "SanaWMSampler")}
     drv.execute_script(SET_WIDGETS, ids["SanaWMImageToVideo"],
-                       {"width": TINY_WIDTH, "height": TINY_HEIGHT, "num_frames": 9})
+                       {"width": TINY_WIDTH, "height": TINY_HEIGHT})
     drv.execute_script(SET_WIDGETS, ids["SanaWMCameraFromActions"], {"num_frames": 9})
     drv.execute_script(SET_WIDGETS, ids["SanaWMSampler"], {"steps": 1})
     drv.execute_script(SET_WIDGETS, ids[ESTIMATE], {"pi3x_checkpoint": "pi3x_tiny.safetensors"})

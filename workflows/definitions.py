@@ -2,7 +2,8 @@
 
 `scripts/build_workflows.py` writes each as `workflows/<name>_api.json` (for batch queueing) and, through
 the real ComfyUI frontend, as `workflows/<name>.json` (UI format, for drag and drop). Only this pack's
-nodes and ComfyUI core nodes are used.
+nodes and ComfyUI core nodes are used. The bidirectional graphs sample with core SamplerCustomAdvanced on the
+SANA-WM MODEL; fast_preview (and the chunk-causal graph, which needs it) keep the pack's SANA-WM Sampler.
 """
 from __future__ import annotations
 
@@ -28,17 +29,36 @@ def _models(te_id: str = "11", vae_id: str = "12", model_id: str = "10") -> dict
     }
 
 
-def _stage1(camera_ref: list, num_frames: int, prefix: str, refine: bool) -> dict:
+def _sampling(pack_sampler: bool) -> dict:
+    """Node "21" samples (positive, negative, latent) of node "20": the pack's SANA-WM Sampler, or core
+    SamplerCustomAdvanced with RandomNoise + CFGGuider + KSamplerSelect(euler) + SANA-WM Scheduler (the release
+    schedule: the same latents as the pack's sampler, tests/test_native_model.py)."""
+    if pack_sampler:
+        return {"21": {"class_type": "SanaWMSampler",
+                       "inputs": {"model": ["10", 0], "positive": ["20", 0], "negative": ["20", 1],
+                                  "latent": ["20", 2], "seed": 42, "steps": 60, "cfg": 5.0,
+                                  "sampler": "flow_euler_ltx", "flow_shift": 0.0}}}
+    return {
+        "21": {"class_type": "SamplerCustomAdvanced",
+               "inputs": {"noise": ["22", 0], "guider": ["23", 0], "sampler": ["24", 0], "sigmas": ["25", 0],
+                          "latent_image": ["20", 2]}},
+        "22": {"class_type": "RandomNoise", "inputs": {"noise_seed": 42}},
+        "23": {"class_type": "CFGGuider",
+               "inputs": {"model": ["10", 0], "positive": ["20", 0], "negative": ["20", 1], "cfg": 5.0}},
+        "24": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "25": {"class_type": "SanaWMScheduler", "inputs": {"model": ["10", 0], "steps": 60, "flow_shift": 0.0}},
+    }
+
+
+def _stage1(camera_ref: list, prefix: str, refine: bool, pack_sampler: bool = False) -> dict:
     wf = {
         "1": {"class_type": "LoadImage", "inputs": {"image": EXAMPLE_IMAGE}},
         **_models(),
         "20": {"class_type": "SanaWMImageToVideo",
                "inputs": {"image": ["1", 0], "camera": camera_ref, "text_encoder": ["11", 0], "vae": ["12", 0],
-                          "prompt": PROMPT, "negative_prompt": "", "num_frames": num_frames,
-                          "width": 1280, "height": 704, "model": ["10", 0]}},
-        "21": {"class_type": "SanaWMSampler",
-               "inputs": {"model": ["10", 0], "conditioning": ["20", 0], "seed": 42, "steps": 60, "cfg": 5.0,
-                          "sampler": "flow_euler_ltx", "flow_shift": 0.0}},
+                          "prompt": PROMPT, "negative_prompt": "", "width": 1280, "height": 704,
+                          "model": ["10", 0]}},
+        **_sampling(pack_sampler),
         "40": {"class_type": "SanaWMSaveVideo",
                "inputs": {"vae": ["12", 0], "latent": ["21", 0], "filename_prefix": prefix, "overlay": True,
                           "fps": 0.0, "crf": 19, "camera": camera_ref}},
@@ -54,9 +74,11 @@ def _stage1(camera_ref: list, num_frames: int, prefix: str, refine: bool) -> dic
     return wf
 
 
-def actions_workflow(refine: bool = True, num_frames: int = 321, prefix: str = "SANA-WM/actions") -> dict:
-    """Image + the seed README's action string; intrinsics estimated from the image (Pi3X, FOV fallback)."""
-    wf = _stage1(["4", 1], num_frames, prefix, refine)  # the camera passes through its preview
+def actions_workflow(refine: bool = True, num_frames: int = 321, prefix: str = "SANA-WM/actions",
+                     pack_sampler: bool = False) -> dict:
+    """Image + the seed README's action string; intrinsics estimated from the image (Pi3X, FOV fallback). The
+    frame count and fps are set once, on the camera node; Image To Video derives them."""
+    wf = _stage1(["4", 1], prefix, refine, pack_sampler)  # the camera passes through its preview
     wf["2"] = {"class_type": "SanaWMEstimateIntrinsics",
                "inputs": {"image": ["1", 0], "method": "pi3x", "fov_deg": 60.0, "fallback": True,
                           "pi3x_checkpoint": "yyfz233/Pi3X (download)", "exif_image": "none"}}
@@ -70,7 +92,7 @@ def actions_workflow(refine: bool = True, num_frames: int = 321, prefix: str = "
 
 def camera_file_workflow() -> dict:
     """Image + a (F,4,4) camera-to-world .npy + an intrinsics .npy, Stage 1 + refiner."""
-    wf = _stage1(["4", 1], 321, "SANA-WM/camera_file", refine=True)
+    wf = _stage1(["4", 1], "SANA-WM/camera_file", refine=True)
     wf["2"] = {"class_type": "SanaWMLoadIntrinsics", "inputs": {"file": EXAMPLE_INTRINSICS}}
     wf["3"] = {"class_type": "SanaWMLoadCamera",
                "inputs": {"file": EXAMPLE_CAMERA, "world_to_camera": False, "num_frames": 321, "fps": 16.0,
@@ -80,14 +102,15 @@ def camera_file_workflow() -> dict:
 
 
 def fast_preview_workflow() -> dict:
-    """Stage 1 only at 161 frames: a quick look at the motion before a full run."""
-    return actions_workflow(refine=False, num_frames=161, prefix="SANA-WM/fast_preview")
+    """Stage 1 only at 161 frames: a quick look at the motion before a full run, on the pack's own SANA-WM
+    Sampler (the one shipped workflow that uses it, besides the chunk-causal one)."""
+    return actions_workflow(refine=False, num_frames=161, prefix="SANA-WM/fast_preview", pack_sampler=True)
 
 
 def chunk_causal_workflow() -> dict:
     """The chunk-causal research checkpoint (SANA-WM_chunk_causal, sampler chunk_flow_euler) + the bidirectional
     refiner and VAE, on the actions graph: no frame depends on a later chunk."""
-    wf = actions_workflow(refine=True, prefix="SANA-WM/chunk_causal")
+    wf = actions_workflow(refine=True, prefix="SANA-WM/chunk_causal", pack_sampler=True)
     wf["10"]["inputs"]["model"] = "SANA-WM_chunk_causal"
     wf["21"]["inputs"].update(sampler="chunk_flow_euler", chunk_interval_k=0.0)
     return wf
@@ -112,10 +135,10 @@ def tiny_overrides(wf: dict, *, height: int, width: int, frames: int, steps: int
     for node in wf.values():
         inp, kind = node["inputs"], node["class_type"]
         if kind == "SanaWMImageToVideo":
-            inp.update(width=width, height=height, num_frames=frames)
+            inp.update(width=width, height=height)
         elif kind in ("SanaWMCameraFromActions", "SanaWMLoadCamera"):
             inp["num_frames"] = frames
-        elif kind == "SanaWMSampler":
+        elif kind in ("SanaWMSampler", "SanaWMScheduler", "KSampler", "KSamplerAdvanced"):
             inp["steps"] = steps
         elif kind == "SanaWMRefinerLoader":
             inp["dtype"] = "fp32"

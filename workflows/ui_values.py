@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-CONTROL_AFTER = ("seed",)   # widgets the frontend follows with a control_after_generate value
+CONTROL_AFTER = ("seed", "noise_seed")   # widgets the frontend follows with a control_after_generate value
 
 
 def widget_slots(node: dict) -> dict[str, int]:
