@@ -113,3 +113,28 @@ def test_node_errors_with_http_200_are_a_failure(comfy, base_wf):
     with pytest.raises(ComfyError):                                   # run() reports it the same way
         comfy.run(wf, timeout=60)
     assert comfy.run(base_wf, timeout=300).status == "success"       # the server is healthy afterwards
+
+
+def test_prompts_saved_with_the_previous_node_versions_are_refused_naming_what_changed(comfy, base_wf):
+    """Before the Stage-1 model became a core MODEL, SANA-WM Sampler took one `conditioning` (the single output
+    of SANA-WM Image To Video, which also had `num_frames`). Such a prompt is refused at POST, before anything
+    loads, with one line per changed node that says what changed and what to do."""
+    old = copy.deepcopy(base_wf)
+    sampler = old["21"]["inputs"]
+    for name in ("positive", "negative", "latent"):
+        del sampler[name]
+    sampler["conditioning"] = ["20", 0]
+    old["20"]["inputs"]["num_frames"] = 9
+    err = _refused(comfy, old)
+    text = str(err)
+    assert "node 21 (SanaWMSampler): SANA-WM Sampler changed" in text, text
+    assert "its single 'conditioning' input (SANAWM_CONDITIONING) is gone" in text
+    assert "'positive', 'negative' (CONDITIONING) and 'latent' (LATENT)" in text
+    assert "node 20 (SanaWMImageToVideo): SANA-WM Image To Video changed: it has no 'num_frames'" in text
+    assert "the frame count and fps come from the camera path" in text
+    entry = err.details["node_errors"]
+    assert entry["21"]["errors"][0]["type"] == "sana_wm_node_changed"
+    assert err.details["error"]["type"] == "prompt_outputs_failed_validation"
+    old_sampler_only = copy.deepcopy(old)
+    del old_sampler_only["20"]["inputs"]["num_frames"]
+    assert list(_refused(comfy, old_sampler_only).details["node_errors"]) == ["21"]
