@@ -97,7 +97,9 @@ def test_custom_types_come_from_one_declaration(registered):
     for name, row in registered["nodes"].items():
         assert row.get("undeclared") == [], f"{name} builds its own io.Custom for {row.get('undeclared')}"
         used.update(row.get("own_types", []))
-    assert {"SANAWM_CAMERA", "SANAWM_LATENT", "SANAWM_MODEL"} <= used
+    assert {"SANAWM_CAMERA", "SANAWM_VAE", "SANAWM_TEXT_ENCODER"} <= used
+    # the Stage-1 model and its conditioning are core MODEL / CONDITIONING sockets now, no pack type
+    assert not {"SANAWM_MODEL", "SANAWM_CONDITIONING"} & used, used
     stray = [p for p in (REPO / "nodes").glob("*.py") if p.name != "types.py" and "io.Custom(" in p.read_text()]
     assert not stray, f"io.Custom outside nodes/types.py: {stray}"
 

@@ -52,7 +52,8 @@ def test_tiny_ui_workflows_carry_the_tiny_api_values(name):
             value = entry["inputs"].get(widget)
             if value is not None and not isinstance(value, list):
                 assert node["widgets_values"][slot] == value, (name, node["type"], widget)
-        changed += node["widgets_values"] != next(n for n in ui["nodes"] if n["id"] == node["id"])["widgets_values"]
+        before = next(n for n in ui["nodes"] if n["id"] == node["id"])
+        changed += node.get("widgets_values") != before.get("widgets_values")   # SamplerCustomAdvanced has none
     assert changed >= 3   # sizes, frames, steps at least
     assert [n["id"] for n in tiny["nodes"]] == [n["id"] for n in ui["nodes"]] and tiny["links"] == ui["links"]
 
