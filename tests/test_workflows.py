@@ -160,10 +160,13 @@ def test_ui_workflow_loads_with_no_missing_node(name, browser, comfy_server, art
     assert not result["invalid"], "the frontend's schema check rejected the UI workflow"
     api = json.loads((WORKFLOW_DIR / f"{name}_api.json").read_text())
     assert {k: v["class_type"] for k, v in result["api"].items()} == {k: v["class_type"] for k, v in api.items()}
-    for nid, node in api.items():  # the UI file carries the same values the API file does
+    for nid, node in api.items():  # the UI file carries the same values and links the API file does
         for key, value in node["inputs"].items():
             if not isinstance(value, list):
                 assert result["api"][nid]["inputs"][key] == value, (name, nid, key)
+            else:   # a link the frontend dropped (socket types that do not match) is a missing input
+                got = result["api"][nid]["inputs"].get(key)
+                assert got is not None and [str(got[0]), got[1]] == [str(value[0]), value[1]], (name, nid, key, got)
     browser.save_screenshot(str(artifacts / f"workflow_{name}.png"))
 
 
