@@ -21,6 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from bench_args import add_tiny_model_args, runtime_from_args  # noqa: E402
 from dit_oracle import camera_conditions, make_pair  # noqa: E402
 from sana_wm_core.sampling import Stage1Conditioning, chunk_schedule, sample_chunk_causal  # noqa: E402
 
@@ -51,18 +52,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chunks", type=int, nargs="+", default=[2, 4, 6, 8])
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--hw", type=int, nargs=2, default=[6, 10])
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
+    add_tiny_model_args(ap)
     ap.add_argument("--interval-k", type=float, nargs="+", default=[0.0, 1.0], help="0 = 1/num_chunks")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave torch's default)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    device, dtype = runtime_from_args(args)
     model, _ = make_pair(0, num_layers=args.layers, hidden_size=args.hidden, num_attention_heads=args.hidden // 32,
                          softmax_every_n=4, chunk_size=CHUNK, chunk_plucker_post_attn_blocks=args.layers)
     model = model.to(device=device, dtype=dtype)

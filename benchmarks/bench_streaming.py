@@ -28,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from bench_args import add_tiny_model_args, runtime_from_args  # noqa: E402
 from dit_oracle import camera_conditions, make_pair  # noqa: E402
 from sana_wm_core.model import SanaWMConfig, SanaWMTransformer  # noqa: E402
 from sana_wm_core.sampling import Stage1Conditioning, sample_stage1, stream_stage1  # noqa: E402
@@ -98,17 +99,9 @@ def main() -> int:
     ap.add_argument("--blocks", type=int, nargs="+", default=[1, 4, 16, 40])
     ap.add_argument("--compare", type=int, nargs="+", default=[4, 8], help="block counts for table 2")
     ap.add_argument("--steps", type=int, default=60, help="bidirectional sampler steps (CFG 5)")
-    ap.add_argument("--hw", type=int, nargs=2, default=[6, 10])
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave torch's default)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    add_tiny_model_args(ap)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    device, dtype = runtime_from_args(args)
     h, w = args.hw
     heads = max(1, args.hidden // 32)
     bidir, _ = make_pair(0, num_layers=args.layers, hidden_size=args.hidden, num_attention_heads=heads,

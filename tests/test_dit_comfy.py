@@ -2,30 +2,13 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import sys
-import types
-from pathlib import Path
 
 import pytest
 import torch
 
 from dit_oracle import inputs, make_pair, run_ours
-
-REPO = Path(__file__).resolve().parents[1]
-COMFY = REPO / ".venv" / "ComfyUI"
-PACK = "sanawm_pack_under_test"
-
-
-def _import_pack_module(name: str):
-    """Import `nodes.<name>` as ComfyUI does (inside a package, so its relative imports resolve) without
-    running the pack's __init__ (which would register every node family)."""
-    for pkg, folder in ((PACK, REPO), (f"{PACK}.nodes", REPO / "nodes")):
-        if pkg not in sys.modules:
-            mod = types.ModuleType(pkg)
-            mod.__path__ = [str(folder)]
-            sys.modules[pkg] = mod
-    return importlib.import_module(f"{PACK}.nodes.{name}")
+from pack_import import COMFY, import_pack_module
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +21,7 @@ def comfy_glue():
     comfy.cli_args.args.cpu = True
     import comfy.model_management as mm
 
-    yield _import_pack_module("comfy_model"), mm
+    yield import_pack_module("comfy_model"), mm
     mm.interrupt_current_processing(False)
     mm.unload_all_models()
 
@@ -121,7 +104,7 @@ def test_interrupt_is_checked_before_every_block(comfy_glue):
     seen, ran = [], []
     for i, block in enumerate(model.blocks):
         block.register_forward_pre_hook(lambda m, a, i=i: ran.append(i))
-    ComfyHost = _import_pack_module("host").ComfyHost
+    ComfyHost = import_pack_module("host").ComfyHost
 
     class Recording(ComfyHost):  # the one ComfyUI host adapter, noting which block is about to run
         def check_interrupt(self):

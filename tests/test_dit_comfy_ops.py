@@ -15,7 +15,8 @@ import torch
 from dit_oracle import inputs, make_pair, rel_diff, run_ours
 from sana_wm_core.model import load_transformer
 from sana_wm_core.model.ops import is_matmul_layer
-from test_dit_comfy import _import_pack_module, comfy_glue  # noqa: F401 - the shared ComfyUI fixture
+from pack_import import import_pack_module
+from test_dit_comfy import comfy_glue  # noqa: F401 - the shared ComfyUI fixture
 
 CPU = torch.device("cpu")
 TOL = 1e-5  # fp32: only the RMSNorm reduction order differs (ComfyUI's F.rms_norm vs the default class)
@@ -26,7 +27,7 @@ def comfy(comfy_glue):  # noqa: F811
     import comfy.model_patcher
     import comfy.ops
 
-    return comfy, _import_pack_module("comfy_ops")
+    return comfy, import_pack_module("comfy_ops")
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_lowvram_partial_load_casts_per_layer_and_applies_patches(comfy, pair, b
 def test_block_offload_streams_a_dit_of_comfy_operations(comfy, pair):
     c, _ = comfy
     ref, sd, kw = pair
-    glue = _import_pack_module("comfy_model")
+    glue = import_pack_module("comfy_model")
     import comfy.model_management as mm
 
     model = load_transformer(sd, ref.config, operations=c.ops.disable_weight_init)

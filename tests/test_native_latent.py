@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import test_sampling_support as tiny
-from test_native_model import PACK, _import_pack_module, comfy_core, stage1  # noqa: F401 - fixtures
+from pack_import import PACK, import_pack_module
+from test_native_model import comfy_core, stage1  # noqa: F401 - fixtures
 
 CLIP_KEY = "sanawm_clip"
 
@@ -25,8 +26,8 @@ def _engine(name: str):
 
 @pytest.fixture(scope="module")
 def pack(comfy_core):
-    return type("Pack", (), {"output": _import_pack_module("output"), "refine": _import_pack_module("refine"),
-                             "latent": _import_pack_module("native_latent")})
+    return type("Pack", (), {"output": import_pack_module("output"), "refine": import_pack_module("refine"),
+                             "latent": import_pack_module("native_latent")})
 
 
 @pytest.fixture(scope="module")

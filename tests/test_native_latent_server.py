@@ -37,20 +37,11 @@ def stage1_file(comfy_server, tiny_models) -> str:
     """A 17-frame Stage-1 latent of the tiny release, written as core Save Latent writes it (samples only)."""
     from safetensors.torch import save_file
 
-    from sana_wm_core.model import load_transformer, read_release
-    from sana_wm_core.sampling import build_stage1_conditioning, sample_stage1
-    from sana_wm_core.text import GemmaPromptEncoder
-    from sana_wm_core.vae import LTX2Vae
+    from sana_wm_core.sampling import sample_stage1
+    from tiny_stage1 import tiny_release_stage1
 
-    repo = tiny_models / "sana_wm" / "SANA-WM_bidirectional"
-    rel = read_release(repo)
-    dit = load_transformer(rel.dit_path, dtype="fp32", device="cpu")
-    text = GemmaPromptEncoder.from_folder(tiny_models / "text_encoders" / "gemma-2-2b-it", dtype=torch.float32,
-                                          device="cpu", chi_prompt=rel.chi_prompt)
-    vae = LTX2Vae.from_folder(repo, dtype=torch.float32, device="cpu")
-    cond = build_stage1_conditioning(tiny.image(), parity._camera(), text, vae, tiny.PROMPT, num_frames=17,
-                                     height=96, width=128)
-    samples = sample_stage1(dit, cond, steps=2, guidance_scale=5.0, seed=3, flow_shift=rel.flow_shift)
+    base = tiny_release_stage1(tiny_models)
+    samples = sample_stage1(base.dit, base.cond, steps=2, guidance_scale=5.0, seed=3, flow_shift=base.shift)
     assert tuple(samples.shape[2:]) == (3, 3, 4)
     save_file({"latent_tensor": samples.float().contiguous(), "latent_format_version_0": torch.tensor([])},
               str(comfy_server.base / "input" / STAGE1_FILE))

@@ -7,7 +7,6 @@ and keeps the pinned first frame.
 """
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from pathlib import Path
@@ -15,26 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import test_pipeline_parity as parity
-import test_sampling_support as tiny
-from sana_wm_core.model import load_transformer, read_release
-from sana_wm_core.sampling import build_stage1_conditioning, flow_schedule, sample_stage1
-from sana_wm_core.text import GemmaPromptEncoder
-from sana_wm_core.vae import LTX2Vae
-
-REPO = Path(__file__).resolve().parents[1]
-COMFY = REPO / ".venv" / "ComfyUI"
-PACK = "sanawm_pack_under_test"
+from pack_import import COMFY, REPO, import_pack_module
+from sana_wm_core.sampling import flow_schedule, sample_stage1
+from tiny_stage1 import tiny_release_stage1
 STEPS, SEED, CFG = 4, 0, 5.0
-
-
-def _import_pack_module(name: str):
-    for pkg, folder in ((PACK, REPO), (f"{PACK}.nodes", REPO / "nodes")):
-        if pkg not in sys.modules:
-            mod = types.ModuleType(pkg)
-            mod.__path__ = [str(folder)]
-            sys.modules[pkg] = mod
-    return importlib.import_module(f"{PACK}.nodes.{name}")
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +40,8 @@ def comfy_core():
     import comfy.sample
     import comfy.samplers
 
-    yield types.SimpleNamespace(model=_import_pack_module("native_model"), cond=_import_pack_module("native_cond"),
-                                nodes=_import_pack_module("native"), sample=comfy.sample, samplers=comfy.samplers,
+    yield types.SimpleNamespace(model=import_pack_module("native_model"), cond=import_pack_module("native_cond"),
+                                nodes=import_pack_module("native"), sample=comfy.sample, samplers=comfy.samplers,
                                 mm=mm)
     mm.unload_all_models()
     sys.path[:] = saved_path + [str(COMFY)]
@@ -66,16 +49,9 @@ def comfy_core():
 
 @pytest.fixture(scope="module")
 def stage1(tiny_models):
-    repo = tiny_models / "sana_wm" / "SANA-WM_bidirectional"
-    rel = read_release(repo)
-    dit = load_transformer(rel.dit_path, dtype="fp32", device="cpu")
-    text = GemmaPromptEncoder.from_folder(tiny_models / "text_encoders" / "gemma-2-2b-it", dtype=torch.float32,
-                                          device="cpu", chi_prompt=rel.chi_prompt)
-    vae = LTX2Vae.from_folder(repo, dtype=torch.float32, device="cpu")
-    cond = build_stage1_conditioning(tiny.image(), parity._camera(), text, vae, tiny.PROMPT, num_frames=17,
-                                     height=96, width=128)
-    ours = sample_stage1(dit, cond, steps=STEPS, guidance_scale=CFG, seed=SEED, flow_shift=rel.flow_shift)
-    return types.SimpleNamespace(dit=dit, cond=cond, shift=rel.flow_shift, ours=ours)
+    base = tiny_release_stage1(tiny_models)
+    ours = sample_stage1(base.dit, base.cond, steps=STEPS, guidance_scale=CFG, seed=SEED, flow_shift=base.shift)
+    return types.SimpleNamespace(dit=base.dit, cond=base.cond, shift=base.shift, ours=ours)
 
 
 def _core_inputs(comfy_core, stage1):
@@ -143,7 +119,7 @@ def test_pack_sampler_node_on_core_values_equals_sample_stage1_bit_for_bit(comfy
     """SANA-WM Sampler takes the core MODEL + positive + negative + LATENT and runs the engine's registry
     sampler: the very latents `sample_stage1` gives (and so diffusers' SanaWMPipeline,
     tests/test_pipeline_parity.py), in a core LATENT that keeps the clip info and adds the settings."""
-    sampling = _import_pack_module("sampling")
+    sampling = import_pack_module("sampling")
     patcher, positive, negative, latent, _ = _core_inputs(comfy_core, stage1)
     out = sampling.SanaWMSampler.execute(patcher, positive, negative, latent, SEED, STEPS, CFG,
                                          "flow_euler_ltx", 0.0, 0.0).result[0]
@@ -156,7 +132,7 @@ def test_pack_sampler_node_on_core_values_equals_sample_stage1_bit_for_bit(comfy
 
 
 def test_pack_sampler_node_refuses_values_not_from_image_to_video(comfy_core, stage1):
-    sampling = _import_pack_module("sampling")
+    sampling = import_pack_module("sampling")
     patcher, positive, negative, latent, _ = _core_inputs(comfy_core, stage1)
     bare = {"samples": latent["samples"]}                  # what LoadLatent gives back: no clip info
     with pytest.raises(ValueError, match="no SANA-WM clip info"):
@@ -171,7 +147,7 @@ def test_pack_sampler_node_refuses_values_not_from_image_to_video(comfy_core, st
 def test_block_offload_core_model_samples_like_the_whole_model(comfy_core, stage1):
     """offload=block: the loader's MODEL is the block-streaming patcher over the same SanaWMBaseModel; the core
     sampler loads it through ComfyUI (the offloader is installed on the DiT) and gets the same latents."""
-    glue = _import_pack_module("comfy_model")
+    glue = import_pack_module("comfy_model")
     cpu = torch.device("cpu")
     patcher = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, cpu, cpu, blocks_resident=1)
     assert isinstance(patcher, glue.BlockOffloadPatcher)

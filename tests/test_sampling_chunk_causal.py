@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from dit_oracle import camera_conditions, make_pair
+from tiny_stage1 import random_conditioning
 from sana_wm_core.sampling import (SamplingInterrupted, Stage1Conditioning, chunk_schedule, sample_chunk_causal,
                                    sample_stage1)
 
@@ -33,14 +34,7 @@ def bidirectional():
 
 
 def make_cond(L: int, seed: int = 0) -> Stage1Conditioning:
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.ones(1, TXT, dtype=torch.long)
-    mask[:, -2:] = 0
-    return Stage1Conditioning(
-        prompt_embeds=torch.randn(1, 1, TXT, 64, generator=g), prompt_mask=mask,
-        negative_embeds=torch.randn(1, 1, TXT, 64, generator=g), negative_mask=torch.ones(1, TXT, dtype=torch.long),
-        image_latent=torch.randn(1, C_LAT, 1, H, W, generator=g), raymap=camera_conditions(1, L, H, W, seed=seed)[0],
-        chunk_plucker=torch.randn(48, L, H, W, generator=g), num_frames=8 * (L - 1) + 1, height=32 * H, width=32 * W)
+    return random_conditioning(L, channels=C_LAT, h=H, w=W, text_tokens=TXT, seed=seed, negative=True)
 
 
 def counted(model):

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import sana_wm_core.model.attention as attention_module
 from dit_oracle import camera_conditions, make_pair
+from tiny_stage1 import random_conditioning
 from sana_wm_core.model.kernels.attention import camera_scale
 from sana_wm_core.runtime.host import CallbackHost, Interrupted
 from sana_wm_core.sampling import (SAMPLERS, Stage1Conditioning, plan_streaming, sample_stage1, sample_streaming,
@@ -42,14 +43,7 @@ def gdn32():
 
 
 def make_cond(L: int, seed: int = 0) -> Stage1Conditioning:
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.ones(1, TXT, dtype=torch.long)
-    mask[:, -2:] = 0
-    return Stage1Conditioning(
-        prompt_embeds=torch.randn(1, 1, TXT, 64, generator=g), prompt_mask=mask,
-        negative_embeds=None, negative_mask=None,
-        image_latent=torch.randn(1, C_LAT, 1, H, W, generator=g), raymap=camera_conditions(1, L, H, W, seed=seed)[0],
-        chunk_plucker=torch.randn(48, L, H, W, generator=g), num_frames=8 * (L - 1) + 1, height=32 * H, width=32 * W)
+    return random_conditioning(L, channels=C_LAT, h=H, w=W, text_tokens=TXT, seed=seed, negative=False)
 
 
 # ------------------------------------------------------------------ the rule, written again from the spec

@@ -22,8 +22,8 @@ from ..model.release import CHUNK_SAMPLER, DEFAULT_FLOW_SHIFT, DEFAULT_SAMPLER, 
 from .chunk_schedule import ChunkSchedule, chunk_schedule
 from .conditioning import Stage1Conditioning
 from .self_forcing import check_stream_model
-from .steps import (InterruptCheck, SamplingRun, StepCallback, euler_per_token, guidance_inputs, guided_velocity,
-                    initial_latents)
+from .steps import (InterruptCheck, SamplingRun, StepCallback, cache_pass, euler_per_token, guidance_inputs,
+                    guided_velocity, initial_latents)
 
 __all__ = ["CHUNK_SAMPLER", "chunk_config", "is_chunk_causal", "check_sampler_for_model", "plan_chunk_causal",
            "chunk_flow_euler", "sample_chunk_causal"]
@@ -69,16 +69,9 @@ def plan_chunk_causal(transformer: Any, cond: Stage1Conditioning, *, steps: int,
 
 
 def _save_pass(model, latents: torch.Tensor, s: int, e: int, inp, run: SamplingRun, state, starts):
-    """One forward over the finished frames [s, e) at t = 0 that returns the cache after them."""
-    run.check_interrupt()
+    """Write the finished frames [s, e) into the cache (both CFG halves see the same clean frames)."""
     x = latents[:, :, s:e]
-    x_in = torch.cat([x, x], 0) if run.do_cfg else x
-    t = torch.zeros(inp.batch, 1, e - s, device=run.device)
-    kw = {"host": run.host} if getattr(model, "accepts_host", False) else {}
-    _, state = model(x_in, t, inp.embeds, encoder_attention_mask=inp.masks, camera_conditions=inp.raymap[:, s:e],
-                     chunk_plucker=inp.plucker[:, :, s:e], cache=state, output_cache=True, chunk_starts=starts, **kw)
-    run.check_interrupt()
-    return state
+    return cache_pass(model, torch.cat([x, x], 0) if run.do_cfg else x, s, e, inp, run, state, starts)
 
 
 def chunk_flow_euler(model, cond: Stage1Conditioning, run: SamplingRun) -> torch.Tensor:

@@ -28,7 +28,7 @@ from ..model.release import STREAM_SAMPLER
 from ..runtime.host import Host
 from .conditioning import Stage1Conditioning
 from .schedule import FlowSchedule
-from .steps import SamplingRun, euler_per_token, frame_timesteps, guidance_inputs, guided_velocity, initial_latents
+from .steps import SamplingRun, cache_pass, euler_per_token, frame_timesteps, guidance_inputs, guided_velocity, initial_latents
 
 log = logging.getLogger("sana_wm")
 
@@ -193,17 +193,6 @@ def _plan_from_run(model, cond: Stage1Conditioning, run: SamplingRun) -> StreamP
     return check_self_forcing(model, cond, run.guidance_scale if run.do_cfg else 1.0, run.options)
 
 
-def _cache_pass(model, x: torch.Tensor, s: int, e: int, inp, run: SamplingRun, cache, starts) -> DiTCache:
-    """One forward over the finished block at t = 0 that returns the state after it (its output is unused)."""
-    run.check_interrupt()
-    t = torch.zeros(inp.batch, 1, e - s, device=run.device)
-    kw = {"host": run.host} if getattr(model, "accepts_host", False) else {}
-    _, state = model(x, t, inp.embeds, encoder_attention_mask=inp.masks, camera_conditions=inp.raymap[:, s:e],
-                     chunk_plucker=inp.plucker[:, :, s:e], cache=cache, output_cache=True, chunk_starts=starts, **kw)
-    run.check_interrupt()
-    return state
-
-
 def _blocks(model, cond: Stage1Conditioning, run: SamplingRun, plan: StreamPlan,
             latents: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Generates the blocks in order into `latents` (the whole clip's noise); yields (start, end, block)."""
@@ -225,7 +214,7 @@ def _blocks(model, cond: Stage1Conditioning, run: SamplingRun, plan: StreamPlan,
             x = euler_per_token(x, v, t, plan.flow.sigmas, pin)   # pinned frames are copied back unchanged
             latents[:, :, s:e] = x
             run.step_done(c * steps + i, total, latents, cond, preview_frames=e if i == steps - 1 else s)
-        state = _cache_pass(model, x, s, e, inp, run, cache, starts) if c + 1 < len(plan.chunks) else None
+        state = cache_pass(model, x, s, e, inp, run, cache, starts) if c + 1 < len(plan.chunks) else None
         yield s, e, x
 
 

@@ -103,6 +103,19 @@ def guided_velocity(model, latents: torch.Tensor, timestep: torch.Tensor, inp: G
     return v
 
 
+def cache_pass(model, x_in: torch.Tensor, s: int, e: int, inp: GuidedInputs, run: SamplingRun, cache: Any,
+               starts: Any) -> Any:
+    """One forward over the finished frames [s, e) (`x_in`, already CFG-batched) at t = 0 that returns the cache
+    after them: the causal samplers' way to write a chunk into the state (its velocity is unused)."""
+    run.check_interrupt()
+    t = torch.zeros(inp.batch, 1, e - s, device=run.device)
+    kw = {"host": run.host} if getattr(model, "accepts_host", False) else {}
+    _, state = model(x_in, t, inp.embeds, encoder_attention_mask=inp.masks, camera_conditions=inp.raymap[:, s:e],
+                     chunk_plucker=inp.plucker[:, :, s:e], cache=cache, output_cache=True, chunk_starts=starts, **kw)
+    run.check_interrupt()
+    return state
+
+
 def frame_timesteps(t: torch.Tensor, num_frames: int, batch: int, pinned: Optional[torch.Tensor],
                     device) -> torch.Tensor:
     """(B, 1, L) float32 model timesteps: `t` (a scalar or one per frame), 0 on pinned frames."""
