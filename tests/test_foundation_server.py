@@ -27,7 +27,10 @@ def test_server_boots_with_pack_and_no_import_failure(comfy_server, comfy):
     log = comfy_server.log()
     assert "IMPORT FAILED" not in log, log
     assert "custom_nodes/sana_wm" in log
-    assert "SANA-WM:" not in log, "a node family was disabled:\n" + log
+    # the server is shared, so other tests' info lines ("SANA-WM: ... released") may be there; a disabled
+    # family or guard says "disabled" or "not installed" (nodes/__init__.py, nodes/prompt_guard.py)
+    bad = [ln for ln in log.splitlines() if "SANA-WM:" in ln and ("disabled" in ln or "not installed" in ln)]
+    assert not bad, "a node family was disabled:\n" + log
     info = comfy.object_info()
     ours = sorted(k for k, v in info.items() if v.get("python_module", "").startswith("custom_nodes.sana_wm"))
     assert len(ours) >= 10, ours
