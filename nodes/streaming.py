@@ -1,5 +1,5 @@
 """Streaming nodes (the distilled SANA-WM_streaming model): the pipelined "Stream to Video" (Stage 1 -> refiner ->
-causal decode -> mp4, chunk by chunk) and a Stage-1-only streaming sampler that returns the latent.
+causal decode -> mp4, chunk by chunk) and a Stage-1-only streaming sampler that returns the latent (a core LATENT, as the other samplers).
 
 Thin adapters over `sana_wm_core.streaming` and `sana_wm_core.sampling.stream_stage1`: progress counts chunks,
 each decoded chunk's last frame is the node's preview, cancel lands within one chunk, and an interrupted stream
@@ -23,7 +23,8 @@ from ..sana_wm_core.streaming import CancelOnly, plan_stream_video, stream_video
 from ..sana_wm_core.video.stream_save import save_stream_clip
 from .comfy_model import load_for_sampling, wrap_for_comfy
 from .host import ComfyHost
-from .types import Conditioning, Latent, Model, Refiner, Vae
+from .native_latent import core_latent
+from .types import Conditioning, Model, Refiner, Vae
 
 CATEGORY = "SANA-WM/streaming"
 log = logging.getLogger("sana_wm")
@@ -143,13 +144,13 @@ class SanaWMStreamSampler(io.ComfyNode):
             category=CATEGORY,
             description=("Stage 1 of the streaming model alone: the self_forcing sampler block by block (progress "
                          "in blocks, the preview shows the finished blocks), returning the whole latent for the "
-                         "SANA-WM Refine / Decode / Save Video nodes. The length is snapped to 24k+1 frames."),
+                         "SANA-WM Refine / Decode / Save Video nodes (a core LATENT carrying the clip's camera, fps and prompt). The length is snapped to 24k+1 frames."),
             inputs=[
                 Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
                 Conditioning.Input("conditioning", tooltip="From SANA-WM Image To Video."),
                 *_stream_inputs(),
             ],
-            outputs=[Latent.Output(display_name="latent")],
+            outputs=[io.Latent.Output(display_name="latent")],
         )
 
     @classmethod
@@ -173,7 +174,7 @@ class SanaWMStreamSampler(io.ComfyNode):
             parts.append(x.cpu())
             shown = None if proj is None else (lambda z=parts[-1]: latent_preview(z, proj))
             host.progress(k + 1, len(stream.chunks), shown)
-        return io.NodeOutput(stage1_latent(cond, torch.cat(parts, dim=2), plan))
+        return io.NodeOutput(core_latent(stage1_latent(cond, torch.cat(parts, dim=2), plan)))
 
 
 NODES = [SanaWMStreamToVideo, SanaWMStreamSampler]
