@@ -110,6 +110,7 @@ class SanaWMStreamToVideo(io.ComfyNode):
         plan = plan_stream_video(                                       # bad inputs fail before loading
             dit, conditioning, vae, refiner, frames_per_block=frames_per_block, cached_blocks=int(cached_blocks),
             sink=bool(sink))
+        text = plan.refiner_text(refiner_prompt) if refiner is not None else ""
         if plan.note:
             log.warning(plan.note)
         plan.cond.check_prefix(tuple(model.chi_prompt))
@@ -119,9 +120,11 @@ class SanaWMStreamToVideo(io.ComfyNode):
         file, partial = f"{name}_{counter:05}_.mp4", f"{name}_{counter:05}_partial.mp4"
         host = ComfyHost()
         host.progress(0, plan.chunks)
+        if refiner is not None:     # Gemma-3 runs (and is freed) before the DiT is placed; the stream reuses it
+            refiner.encode_prompt(text)
         dit = _load(patcher, cond, plan.stage1.chunks)
         vae.to_device()
-        chunks = stream_video(dit, plan, vae, refiner, seed=int(seed), refiner_prompt=refiner_prompt or "",
+        chunks = stream_video(dit, plan, vae, refiner, seed=int(seed), refiner_prompt=text,
                               refiner_seed=int(refiner_seed), host=host)
         extra = {"prompt": cond.prompt, "stage": "refined" if plan.refine else "stage1", "seed": int(seed),
                  "sampler": STREAM_SAMPLER, "sigmas": list(DEFAULT_SIGMAS), "frames_per_block": int(frames_per_block),

@@ -60,6 +60,13 @@ class StreamVideoPlan:
     def total_frames(self) -> int:
         return self.frames_after(self.chunks)
 
+    def refiner_text(self, refiner_prompt: str = "") -> str:
+        """The refiner's prompt: `refiner_prompt` stripped, else the Stage-1 prompt (ValueError when both are empty)."""
+        text = (refiner_prompt or "").strip() or (self.cond.prompt or "").strip()
+        if not text:
+            raise ValueError("refiner_prompt is empty and the conditioning carries no prompt; type the refiner prompt")
+        return text
+
     def video_c2w(self, n: Optional[int] = None) -> Optional[np.ndarray]:
         """Poses of the video's frames (of its first `n` frames when `n` is given: a partial video)."""
         if self.cond.c2w is None:
@@ -150,9 +157,7 @@ def stream_video(transformer: Any, plan: StreamVideoPlan, vae: LTX2Vae, refiner:
         raise ValueError("refiner: pass the refiner the plan was made with (plan_stream_video)")
     host = host_or_null(host)
     p = plan.stage1
-    text = (refiner_prompt or "").strip() or (plan.cond.prompt or "").strip()
-    if refiner is not None and not text:
-        raise ValueError("refiner_prompt is empty and the conditioning carries no prompt; type the refiner prompt")
+    text = plan.refiner_text(refiner_prompt) if refiner is not None else ""
     blocks = stream_stage1(transformer, plan.cond, sigmas=[float(s) for s in p.flow.sigmas[:-1]],
                            frames_per_block=p.frames_per_block, cached_blocks=p.cached_blocks, sink=p.sink,
                            seed=int(seed), hooks=CancelOnly(host))
