@@ -1,5 +1,6 @@
 """Streaming nodes (the distilled SANA-WM_streaming model): the pipelined "Stream to Video" (Stage 1 -> refiner ->
-causal decode -> mp4, chunk by chunk) and a Stage-1-only streaming sampler that returns the latent (a core LATENT, as the other samplers).
+causal decode -> mp4, chunk by chunk) and a Stage-1-only streaming sampler that returns the latent (a core LATENT,
+as the other samplers do).
 
 Thin adapters over `sana_wm_core.streaming` and `sana_wm_core.sampling.stream_stage1`: progress counts chunks,
 each decoded chunk's last frame is the node's preview, cancel lands within one chunk, and an interrupted stream
@@ -147,7 +148,8 @@ class SanaWMStreamSampler(io.ComfyNode):
             category=CATEGORY,
             description=("Stage 1 of the streaming model alone: the self_forcing sampler block by block (progress "
                          "in blocks, the preview shows the finished blocks), returning the whole latent for the "
-                         "SANA-WM Refine / Decode / Save Video nodes (a core LATENT carrying the clip's camera, fps and prompt). The length is snapped to 24k+1 frames."),
+                         "SANA-WM Refine / Decode / Save Video nodes (a core LATENT carrying the clip's camera, fps "
+                         "and prompt). The length is snapped to 24k+1 frames."),
             inputs=[
                 Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
                 Conditioning.Input("conditioning", tooltip="From SANA-WM Image To Video."),

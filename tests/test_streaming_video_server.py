@@ -112,7 +112,8 @@ def test_stream_sampler_latent_goes_through_refine_and_decode(comfy, image_name)
     ({"vae": "SANA-WM_bidirectional"}, NODE, "Set the VAE loader to SANA-WM_streaming"),
     ({"model": "SANA-WM_chunk_causal"}, NODE, "load SANA-WM_streaming in the model loader"),
     ({"model": "SANA-WM_bidirectional", "stage1_only": True}, "41", "load Efficient-Large-Model/SANA-WM_streaming"),
-    ({"bidirectional_sampler": True}, SAMPLER, "set sampler to chunk_flow_euler (got 'flow_euler_ltx') or self_forcing"),
+    ({"bidirectional_sampler": True}, SAMPLER,
+     "set sampler to chunk_flow_euler (got 'flow_euler_ltx') or self_forcing"),
 ])
 def test_bad_streaming_inputs_are_refused_before_loading(comfy, comfy_server, image_name, change, node, fix):
     change = dict(change)
