@@ -15,17 +15,18 @@ import torch
 import folder_paths
 from comfy_api.latest import io
 
-from ..sana_wm_core.model import Stage1Model
 from ..sana_wm_core.model.release import CHUNK_SAMPLER, STREAM_SAMPLER
 from ..sana_wm_core.sampling import plan_stage1, snap_stream_conditioning, stage1_latent, stream_stage1
 from ..sana_wm_core.sampling.preview import latent_preview
 from ..sana_wm_core.sampling.self_forcing import DEFAULT_SIGMAS, check_stream_model, plan_streaming
 from ..sana_wm_core.streaming import CancelOnly, plan_stream_video, stream_video
 from ..sana_wm_core.video.stream_save import save_stream_clip
-from .comfy_model import load_for_sampling, wrap_for_comfy
+from .comfy_model import load_for_sampling
 from .host import ComfyHost
+from .native_cond import stage1_from_core
 from .native_latent import core_latent
-from .types import Conditioning, Model, Refiner, Vae
+from .native_model import SanaWMBaseModel, core_dit
+from .types import Refiner, Vae
 
 CATEGORY = "SANA-WM/streaming"
 log = logging.getLogger("sana_wm")
@@ -45,24 +46,26 @@ def _stream_inputs() -> list:
     ]
 
 
-def _stage1_model(model) -> tuple[torch.nn.Module, object]:
-    """The streaming DiT and its ModelPatcher; a bidirectional model or the chunk-causal teacher is refused."""
-    if not isinstance(model, Stage1Model):
-        raise ValueError("model must come from the SANA-WM Model Loader (SANAWM_MODEL)")
-    if model.sampler == CHUNK_SAMPLER:
+def _stage1_model(model, positive, latent):
+    """(streaming DiT, the MODEL's patcher, release settings, Stage1Conditioning); a bidirectional model or the
+    chunk-causal teacher is refused."""
+    dit = core_dit(model)                       # a MODEL that is not SANA-WM's fails here, naming the input
+    base = getattr(model, "model", None)
+    release = base.release if isinstance(base, SanaWMBaseModel) else None
+    if release is not None and release.sampler == CHUNK_SAMPLER:
         raise ValueError("model is the chunk-causal teacher (SANA-WM_chunk_causal: 60 steps with CFG, sampler "
                          "chunk_flow_euler in the SANA-WM Sampler); streaming runs the distilled student: load "
                          "SANA-WM_streaming in the model loader")
-    patcher = getattr(model, "patcher", None) or wrap_for_comfy(model.transformer)
-    return model.transformer, patcher
+    cond = stage1_from_core(positive, None, latent, guidance=False)
+    return dit, model, tuple(release.chi_prompt) if release is not None else (), cond
 
 
-def _load(patcher, cond, chunks) -> torch.nn.Module:
-    """Places the DiT for one block's forward (what streaming runs at a time, not the clip)."""
+def _load(patcher, cond, chunks) -> None:
+    """ComfyUI places the MODEL for one block's forward (what streaming runs at a time, not the clip)."""
     s, e = max(chunks, key=lambda c: c[1] - c[0])
     shape = list(cond.latent_shape)
     shape[2] = e - s
-    return load_for_sampling(patcher, shape, 1)
+    load_for_sampling(patcher, shape, 1)
 
 
 class SanaWMStreamToVideo(io.ComfyNode):
@@ -79,8 +82,9 @@ class SanaWMStreamToVideo(io.ComfyNode):
                          "preview shows each decoded chunk. Cancelling keeps what was written as "
                          "<prefix>_NNNNN_partial.mp4. The length is snapped to 24k+1 frames (961 = 60 s)."),
             inputs=[
-                Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
-                Conditioning.Input("conditioning", tooltip="From SANA-WM Image To Video (image, camera, prompt)."),
+                io.Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
+                io.Conditioning.Input("positive", tooltip="From SANA-WM Image To Video (image, camera, prompt)."),
+                io.Latent.Input("latent", tooltip="From SANA-WM Image To Video (first frame = the image)."),
                 Vae.Input("vae", tooltip="The causal LTX-2 VAE: SANA-WM_streaming in the SANA-WM VAE Loader."),
                 *_stream_inputs(),
                 io.String.Input("filename_prefix", default="SANA-WM/stream", tooltip=(
@@ -99,13 +103,13 @@ class SanaWMStreamToVideo(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, conditioning, vae, seed, frames_per_block, cached_blocks, sink, filename_prefix, crf,
+    def execute(cls, model, positive, latent, vae, seed, frames_per_block, cached_blocks, sink, filename_prefix, crf,
                 refiner=None, refiner_prompt="", refiner_seed=42) -> io.NodeOutput:
         from comfy_api.input_impl import VideoFromFile
 
         from ..sana_wm_core.refiner import SanaWMRefiner
 
-        dit, patcher = _stage1_model(model)
+        dit, patcher, chi_prompt, conditioning = _stage1_model(model, positive, latent)
         if refiner is not None and not isinstance(refiner, SanaWMRefiner):
             raise ValueError("refiner must come from the SANA-WM Refiner Loader")
         plan = plan_stream_video(                                       # bad inputs fail before loading
@@ -114,7 +118,7 @@ class SanaWMStreamToVideo(io.ComfyNode):
         text = plan.refiner_text(refiner_prompt) if refiner is not None else ""
         if plan.note:
             log.warning(plan.note)
-        plan.cond.check_prefix(tuple(model.chi_prompt))
+        plan.cond.check_prefix(chi_prompt)
         cond = plan.cond
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, folder_paths.get_output_directory(), cond.width, cond.height)
@@ -123,7 +127,7 @@ class SanaWMStreamToVideo(io.ComfyNode):
         host.progress(0, plan.chunks)
         if refiner is not None:     # Gemma-3 runs (and is freed) before the DiT is placed; the stream reuses it
             refiner.encode_prompt(text)
-        dit = _load(patcher, cond, plan.stage1.chunks)
+        _load(patcher, cond, plan.stage1.chunks)
         vae.to_device()
         chunks = stream_video(dit, plan, vae, refiner, seed=int(seed), refiner_prompt=text,
                               refiner_seed=int(refiner_seed), host=host)
@@ -151,16 +155,17 @@ class SanaWMStreamSampler(io.ComfyNode):
                          "SANA-WM Refine / Decode / Save Video nodes (a core LATENT carrying the clip's camera, fps "
                          "and prompt). The length is snapped to 24k+1 frames."),
             inputs=[
-                Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
-                Conditioning.Input("conditioning", tooltip="From SANA-WM Image To Video."),
+                io.Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
+                io.Conditioning.Input("positive", tooltip="From SANA-WM Image To Video."),
+                io.Latent.Input("latent", tooltip="From SANA-WM Image To Video (first frame = the image)."),
                 *_stream_inputs(),
             ],
             outputs=[io.Latent.Output(display_name="latent")],
         )
 
     @classmethod
-    def execute(cls, model, conditioning, seed, frames_per_block, cached_blocks, sink) -> io.NodeOutput:
-        dit, patcher = _stage1_model(model)
+    def execute(cls, model, positive, latent, seed, frames_per_block, cached_blocks, sink) -> io.NodeOutput:
+        dit, patcher, chi_prompt, conditioning = _stage1_model(model, positive, latent)
         check_stream_model(dit, frames_per_block)                       # bad inputs fail before loading
         cond, note = snap_stream_conditioning(conditioning, int(frames_per_block))
         if note:
@@ -169,10 +174,10 @@ class SanaWMStreamSampler(io.ComfyNode):
         stream = plan_streaming(dit, cond, **options)
         plan = plan_stage1(cond, steps=stream.flow.steps, guidance_scale=1.0, seed=int(seed), flow_shift=1.0,
                            sampler=STREAM_SAMPLER, **options)
-        cond.check_prefix(tuple(model.chi_prompt))
+        cond.check_prefix(chi_prompt)
         host = ComfyHost()
         host.progress(0, len(stream.chunks))
-        dit = _load(patcher, cond, stream.chunks)
+        _load(patcher, cond, stream.chunks)
         parts = []
         proj = cond.preview_proj
         for k, (_, _, x) in enumerate(stream_stage1(dit, cond, seed=int(seed), hooks=CancelOnly(host), **options)):

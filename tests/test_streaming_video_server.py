@@ -30,7 +30,7 @@ def _graph(image_name: str, *, frames: int, prefix: str, refine: bool = True, mo
     wf[MODEL_LOADER]["inputs"]["model"] = model
     wf[VAE]["inputs"]["vae"] = vae
     wf[NODE] = {"class_type": "SanaWMStreamToVideo", "inputs": {
-        "model": [MODEL_LOADER, 0], "conditioning": ["7", 0], "vae": [VAE, 0], "seed": 5, "frames_per_block": 3,
+        "model": [MODEL_LOADER, 0], "positive": ["7", 0], "latent": ["7", 2], "vae": [VAE, 0], "seed": 5, "frames_per_block": 3,
         "cached_blocks": 2, "sink": True, "filename_prefix": prefix, "crf": 25, **stream}}
     if refine:
         wf["30"] = {"class_type": "SanaWMRefinerLoader", "inputs": {
@@ -92,7 +92,7 @@ def test_stream_sampler_latent_goes_through_refine_and_decode(comfy, image_name)
     wf = _graph(image_name, frames=73, prefix="unused", refine=True)
     wf.pop(NODE)
     wf["41"] = {"class_type": "SanaWMStreamSampler", "inputs": {
-        "model": [MODEL_LOADER, 0], "conditioning": ["7", 0], "seed": 5, "frames_per_block": 3, "cached_blocks": 2,
+        "model": [MODEL_LOADER, 0], "positive": ["7", 0], "latent": ["7", 2], "seed": 5, "frames_per_block": 3, "cached_blocks": 2,
         "sink": True}}
     wf["42"] = {"class_type": "SanaWMRefine", "inputs": {"refiner": ["30", 0], "latent": ["41", 0], "prompt": "",
                                                          "seed": 42}}
@@ -124,7 +124,7 @@ def test_bad_streaming_inputs_are_refused_before_loading(comfy, comfy_server, im
         wf.pop(NODE)
     if stage1_only:
         wf["41"] = {"class_type": "SanaWMStreamSampler", "inputs": {
-            "model": [MODEL_LOADER, 0], "conditioning": ["7", 0], "seed": 5, "frames_per_block": 3,
+            "model": [MODEL_LOADER, 0], "positive": ["7", 0], "latent": ["7", 2], "seed": 5, "frames_per_block": 3,
             "cached_blocks": 2, "sink": True}}
         wf["11"] = {"class_type": "SanaWMDecode", "inputs": {"vae": [VAE, 0], "latent": ["41", 0], "max_frames": 9}}
         wf["12"] = {"class_type": "PreviewImage", "inputs": {"images": ["11", 0]}}

@@ -122,7 +122,7 @@ STREAMING_ACTION = "w-240,jw-120,w-120,lw-180,w-300"   # 960 moves: a 961-frame 
 def streaming_workflow(num_frames: int = 961) -> dict:
     """The distilled streaming release end to end, 60 s: SANA-WM Stream to Video writes the mp4 chunk by chunk
     (Stage 1 -> autoregressive refiner -> causal VAE), on the actions graph's camera and intrinsics."""
-    wf = actions_workflow(refine=False, num_frames=num_frames, prefix="SANA-WM/streaming")
+    wf = actions_workflow(refine=False, num_frames=num_frames, prefix="SANA-WM/streaming", pack_sampler=True)
     wf["3"]["inputs"]["action"] = STREAMING_ACTION
     wf["10"]["inputs"]["model"] = "SANA-WM_streaming"
     wf["12"]["inputs"]["vae"] = "SANA-WM_streaming"
@@ -131,8 +131,8 @@ def streaming_workflow(num_frames: int = 961) -> dict:
                 "inputs": {"repo": "SANA-WM_streaming", "dtype": "auto", "weight_format": "default",
                            "offload_blocks": -1, "keep_loaded": False, "path_or_hub_id": "", "gemma3_folder": ""}}
     wf["40"] = {"class_type": "SanaWMStreamToVideo",
-                "inputs": {"model": ["10", 0], "conditioning": ["20", 0], "vae": ["12", 0], "seed": 42,
-                           "frames_per_block": 3, "cached_blocks": 2, "sink": True,
+                "inputs": {"model": ["10", 0], "positive": ["20", 0], "latent": ["20", 2], "vae": ["12", 0],
+                           "seed": 42, "frames_per_block": 3, "cached_blocks": 2, "sink": True,
                            "filename_prefix": "SANA-WM/streaming", "crf": 19, "refiner": ["30", 0],
                            "refiner_prompt": PROMPT, "refiner_seed": 42}}
     return wf
