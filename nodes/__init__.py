@@ -10,7 +10,7 @@ import logging
 
 log = logging.getLogger("sana_wm")
 
-_FAMILIES = ("camera", "intrinsics", "models", "sampling", "native", "refine", "output", "routes", "prompt_guard")
+_FAMILIES = ("camera", "intrinsics", "models", "sampling", "native", "refine", "output", "streaming", "routes", "prompt_guard")
 _COMFYUI_MODULES = ("comfy", "comfy_api", "comfy_execution", "folder_paths", "server", "node_helpers")
 
 NODES: list = []

@@ -17,7 +17,7 @@ from comfy_api.latest import io
 
 from ..sana_wm_core.model import Stage1Model, read_release
 from ..sana_wm_core.text import GemmaPromptEncoder
-from ..sana_wm_core.vae import TILING_PRESETS, LTX2Vae
+from ..sana_wm_core.vae import CAUSAL_VAE_DIR, TILING_PRESETS, LTX2Vae
 from ..sana_wm_core.weights import check_model_reference, locate_repo
 from ..sana_wm_core.weights.hub import parse_choice
 from ..sana_wm_core.weights.known import CHUNK_CAUSAL_REPO, STREAMING_REPO
@@ -95,12 +95,13 @@ def _checkpoint_params(dit_path: Path) -> int:
 
 _STAGE1_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_bidirectional-diffusers": DIFFUSERS,
                  "SANA-WM_chunk_causal": CHUNK_CAUSAL_REPO, "SANA-WM_streaming": STREAMING_REPO}
-_VAE_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL}
+_VAE_KNOWN = {"SANA-WM_bidirectional": BIDIRECTIONAL, "SANA-WM_streaming": STREAMING_REPO}
 _GEMMA2_KNOWN = {"gemma-2-2b-it": GEMMA2}
 
 
 def _has_vae(p: Path) -> bool:
-    return (p / "vae" / "config.json").is_file()
+    """vae/ (the bidirectional releases) or ltx2_causal_vae/ (SANA-WM_streaming's causal VAE)."""
+    return any((p / d / "config.json").is_file() for d in ("vae", CAUSAL_VAE_DIR))
 
 
 def _is_gemma2(p: Path) -> bool:
@@ -235,7 +236,8 @@ class SanaWMVAELoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input("vae", options=loader_options("sana_wm", _VAE_KNOWN, _has_vae), tooltip=(
                     "A release folder under models/sana_wm holding vae/ (either layout), or the '(download from "
-                    "<repo>)' entry; only vae/ is downloaded.")),
+                    "<repo>)' entry; only vae/ is downloaded. SANA-WM_streaming's ltx2_causal_vae/ is the causal "
+                    "VAE the Stream to Video node decodes with, chunk by chunk.")),
                 io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=DTYPE_TOOLTIP),
                 io.Combo.Input("tiling", options=list(TILING_PRESETS), default="reference", tooltip=(
                     "reference: 512 px spatial tiles and 96-frame time windows like the reference (the decode "
@@ -255,7 +257,8 @@ class SanaWMVAELoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, dtype, tiling, path_or_hub_id="") -> io.NodeOutput:
-        folder = resolve(vae, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN, patterns=["vae/*"])
+        folder = resolve(vae, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN,
+                         patterns=["vae/*", f"{CAUSAL_VAE_DIR}/*"])
         device = _device()
         v = LTX2Vae.from_folder(folder, dtype=precision_of(dtype)[1], device=device,
                                 tiling=TILING_PRESETS[tiling])

@@ -103,15 +103,17 @@ def _stage1_needs(inputs: dict) -> list[Need]:
 
 
 def _vae_needs(inputs: dict) -> list[Need]:
-    from .models import _STAGE1_KNOWN
+    from ..sana_wm_core.vae import CAUSAL_VAE_DIR
+    from .models import _STAGE1_KNOWN, _has_vae
 
     choice = _text(inputs, "vae")
     if choice is None or (_text(inputs, "path_or_hub_id") or "").strip():
         return []
     folder, repo = folder_and_repo(choice, _STAGE1_KNOWN)
-    if _present("sana_wm", folder, lambda p: (p / "vae" / "config.json").is_file()):
+    if _present("sana_wm", folder, _has_vae):
         return []
-    return [Need(f"sana_wm/{folder}", ("vae/",), repo, known_weight("vae").size)]
+    return [Need(f"sana_wm/{folder}", (f"{CAUSAL_VAE_DIR}/" if "streaming" in folder else "vae/",), repo,
+                 known_weight("vae").size)]
 
 
 def _text_encoder_needs(inputs: dict) -> list[Need]:

@@ -23,7 +23,7 @@ NODE_IDS = {
     "SanaWMEstimateIntrinsics", "SanaWMLoadIntrinsics",
     "SanaWMModelLoader", "SanaWMTextEncoderLoader", "SanaWMVAELoader",
     "SanaWMImageToVideo", "SanaWMSampler", "SanaWMScheduler", "SanaWMRefinerLoader", "SanaWMRefine",
-    "SanaWMDecode", "SanaWMSaveVideo",
+    "SanaWMDecode", "SanaWMSaveVideo", "SanaWMStreamToVideo", "SanaWMStreamSampler",
 }
 # Nodes kept on the V1 declaration because V3 on ComfyUI 0.3.75 cannot express something they need:
 # node id -> what. Empty: every node is V3.

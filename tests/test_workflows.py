@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from scripts import queue_batch
-from workflows.definitions import ASSETS, WORKFLOWS, tiny_overrides
+from workflows.definitions import ASSETS, TINY_STREAM_FRAMES as STREAM_FRAMES, WORKFLOWS, tiny_overrides
 
 pytestmark = pytest.mark.server
 WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "workflows"
 FRAMES, STEPS = 17, 2
 REFINED = {"sana_wm_actions": True, "sana_wm_camera_file": True, "sana_wm_fast_preview": False,
-           "sana_wm_chunk_causal": True}
+           "sana_wm_chunk_causal": True, "sana_wm_streaming": True}
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,14 @@ def inputs(comfy_server) -> Path:
     return folder
 
 
+def _frames(wf: dict) -> int:
+    return STREAM_FRAMES if any(n["class_type"] == "SanaWMStreamToVideo" for n in wf.values()) else FRAMES
+
+
 def _tiny(wf: dict) -> dict:
     from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH
 
-    return tiny_overrides(wf, height=TINY_HEIGHT, width=TINY_WIDTH, frames=FRAMES, steps=STEPS)
+    return tiny_overrides(wf, height=TINY_HEIGHT, width=TINY_WIDTH, frames=_frames(wf), steps=STEPS)
 
 
 def _video_facts(path: Path) -> tuple[str, int, float, tuple[int, int]]:
@@ -57,7 +61,7 @@ def test_shipped_workflow_writes_h264_at_16fps(name, comfy, inputs, tmp_path):
     assert len(videos) == 1, res.outputs
     codec, frames, fps, size = _video_facts(comfy.download(videos[0], tmp_path / "out.mp4"))
     assert codec == "h264" and fps == 16.0 and size == (TINY_WIDTH, TINY_HEIGHT)
-    assert frames == FRAMES - 1 if REFINED[name] else frames == FRAMES, (name, frames)
+    assert frames == _frames(wf) - 1 if REFINED[name] else frames == _frames(wf), (name, frames)
     cams = [f for f in res.files() if f["filename"].endswith(".json")]
     assert cams, "the camera path JSON is not reported next to the video"
     cam = json.loads(comfy.view(**cams[0]))
@@ -67,12 +71,16 @@ def test_shipped_workflow_writes_h264_at_16fps(name, comfy, inputs, tmp_path):
 
 def _assert_latent_previews(wf: dict, res, refined: bool) -> None:
     """The server runs with `--preview-method auto` (as `make serve` does): the sampler sends one JPEG per step
-    and the refiner one per chunk, each a picture of the latent at the tiny size."""
-    import io
-
-    from PIL import Image
-
+    and the refiner one per chunk, each a picture of the latent at the tiny size; Stream to Video one decoded
+    frame per chunk."""
     ids = {node["class_type"]: nid for nid, node in wf.items()}
+    if "SanaWMStreamToVideo" in ids:   # one decoded frame per streamed chunk (no per-step latent previews)
+        from sana_wm_core.sampling.self_forcing import stream_chunks
+
+        frames = res.previews.get(ids["SanaWMStreamToVideo"], [])
+        assert len(frames) == len(stream_chunks((STREAM_FRAMES - 1) // 8 + 1, 3)), res.previews.keys()
+        _assert_jpegs(frames)
+        return
     expect = {}
     if "SanaWMSampler" in ids:
         sampler = wf[ids["SanaWMSampler"]]["inputs"]
@@ -99,11 +107,19 @@ def _assert_latent_previews(wf: dict, res, refined: bool) -> None:
     for node, count in expect.items():
         frames = res.previews.get(node, [])
         assert len(frames) == count, (node, {k: len(v) for k, v in res.previews.items()})
-        for frame in frames:
-            kind, fmt = int.from_bytes(frame[:4], "big"), int.from_bytes(frame[4:8], "big")
-            assert (kind, fmt) == (1, 1)   # PREVIEW_IMAGE, JPEG
-            img = Image.open(io.BytesIO(frame[8:]))
-            assert img.format == "JPEG" and img.size[0] > img.size[1] > 0
+        _assert_jpegs(frames)
+
+
+def _assert_jpegs(frames: list) -> None:
+    import io
+
+    from PIL import Image
+
+    for frame in frames:
+        kind, fmt = int.from_bytes(frame[:4], "big"), int.from_bytes(frame[4:8], "big")
+        assert (kind, fmt) == (1, 1)   # PREVIEW_IMAGE, JPEG
+        img = Image.open(io.BytesIO(frame[8:]))
+        assert img.format == "JPEG" and img.size[0] > img.size[1] > 0
 
 
 def test_queue_batch_runs_three_jobs(comfy, comfy_server, inputs, tmp_path):

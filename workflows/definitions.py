@@ -116,13 +116,37 @@ def chunk_causal_workflow() -> dict:
     return wf
 
 
+STREAMING_ACTION = "w-240,jw-120,w-120,lw-180,w-300"   # 960 moves: a 961-frame (60 s) path
+
+
+def streaming_workflow(num_frames: int = 961) -> dict:
+    """The distilled streaming release end to end, 60 s: SANA-WM Stream to Video writes the mp4 chunk by chunk
+    (Stage 1 -> autoregressive refiner -> causal VAE), on the actions graph's camera and intrinsics."""
+    wf = actions_workflow(refine=False, num_frames=num_frames, prefix="SANA-WM/streaming", pack_sampler=True)
+    wf["3"]["inputs"]["action"] = STREAMING_ACTION
+    wf["10"]["inputs"]["model"] = "SANA-WM_streaming"
+    wf["12"]["inputs"]["vae"] = "SANA-WM_streaming"
+    del wf["21"], wf["40"]
+    wf["30"] = {"class_type": "SanaWMRefinerLoader",
+                "inputs": {"repo": "SANA-WM_streaming", "dtype": "auto", "weight_format": "default",
+                           "offload_blocks": -1, "keep_loaded": False, "path_or_hub_id": "", "gemma3_folder": ""}}
+    wf["40"] = {"class_type": "SanaWMStreamToVideo",
+                "inputs": {"model": ["10", 0], "positive": ["20", 0], "latent": ["20", 2], "vae": ["12", 0],
+                           "seed": 42, "frames_per_block": 3, "cached_blocks": 2, "sink": True,
+                           "filename_prefix": "SANA-WM/streaming", "crf": 19, "refiner": ["30", 0],
+                           "refiner_prompt": PROMPT, "refiner_seed": 42}}
+    return wf
+
+
 WORKFLOWS = {
     "sana_wm_actions": actions_workflow,
     "sana_wm_camera_file": camera_file_workflow,
     "sana_wm_fast_preview": fast_preview_workflow,
     "sana_wm_chunk_causal": chunk_causal_workflow,
+    "sana_wm_streaming": streaming_workflow,
 }
 DEFAULT = "sana_wm_actions"
+TINY_STREAM_FRAMES = 49   # the tiny streaming graph's length: 7 latent frames = 2 streamed chunks
 ASSETS = (EXAMPLE_IMAGE, EXAMPLE_CAMERA, EXAMPLE_INTRINSICS)
 
 
@@ -132,6 +156,8 @@ def tiny_overrides(wf: dict, *, height: int, width: int, frames: int, steps: int
     import copy
 
     wf = copy.deepcopy(wf)
+    if any(node["class_type"] == "SanaWMStreamToVideo" for node in wf.values()):
+        frames = max(frames, TINY_STREAM_FRAMES)     # streaming makes 24k+1 frames: at least 2 chunks
     for node in wf.values():
         inp, kind = node["inputs"], node["class_type"]
         if kind == "SanaWMImageToVideo":

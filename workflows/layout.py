@@ -22,9 +22,9 @@ GROUP_GAP = 60
 # Height added under a node that shows a result in place: what appears there on load or after a run. The
 # frontends draw such a result inside the node's box when it is tall enough, and grow it otherwise.
 RESULT_ROOM = {"LoadImage": 300, "SanaWMEstimateIntrinsics": 140, "SanaWMCameraPreview": 260,
-               "SanaWMSaveVideo": 300, "SaveVideo": 300, "PreviewImage": 260, "SaveImage": 260, "PreviewAny": 120}
+               "SanaWMSaveVideo": 300, "SanaWMStreamToVideo": 300, "SaveVideo": 300, "PreviewImage": 260, "SaveImage": 260, "PreviewAny": 120}
 # Width such a node needs for its result to fit (the intrinsics text box is wider than the node's widgets).
-RESULT_WIDTH = {"SanaWMEstimateIntrinsics": 430, "SanaWMCameraPreview": 420, "SanaWMSaveVideo": 400}
+RESULT_WIDTH = {"SanaWMEstimateIntrinsics": 430, "SanaWMCameraPreview": 420, "SanaWMSaveVideo": 400, "SanaWMStreamToVideo": 400}
 NOTE_TYPE = "Note"
 NOTE_SIZE = (480, 200)
 NOTE_TEXT = (

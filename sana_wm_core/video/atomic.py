@@ -94,11 +94,17 @@ class AtomicFile:
             _open_here.add(str(self.temp))
         self.done = False
 
-    def commit(self) -> Path:
+    def commit(self, final: str | Path | None = None) -> Path:
+        """Renames the temporary into place: `final` (same folder; e.g. an interrupted stream's partial name)
+        instead of the name it was opened for, when given."""
         if self.done:
             raise RuntimeError(f"{self.final} was already committed or discarded")
         if not self.temp.is_file():
             raise FileNotFoundError(f"nothing was written to the temporary file for {self.final}")
+        if final is not None:
+            if Path(final).parent.resolve() != self.final.parent.resolve():
+                raise ValueError(f"{final} must be in the temporary file's folder {self.final.parent}")
+            self.final = Path(final)
         _fsync(self.temp)
         os.replace(self.temp, self.final)
         try:

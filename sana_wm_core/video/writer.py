@@ -96,9 +96,12 @@ class Mp4Writer:
             raise
         return VideoInfo(self.path, self.frames, self.size[0], self.size[1], self.fps)
 
-    def commit(self) -> None:
+    def commit(self, final: str | Path | None = None) -> None:
+        """Gives the finished file its name (`final` instead of `path`, same folder, when given)."""
         try:
-            self._file.commit()
+            self._file.commit(final)
+            if final is not None:
+                self.path = Path(final)
         except BaseException:
             self.abort()
             raise
