@@ -47,7 +47,7 @@ def test_refiner_nodes_registered(comfy):
         assert name in info, name
         assert info[name]["category"] == "SANA-WM/refine"
     # only folders that hold a refiner are offered (the diffusers layout has a Stage-1 transformer/ only)
-    assert comfy.choices("SanaWMRefinerLoader", "repo") == ["SANA-WM_bidirectional"]
+    assert comfy.choices("SanaWMRefinerLoader", "repo") == ["SANA-WM_bidirectional", "SANA-WM_streaming"]
     assert info["SanaWMRefine"]["output"] == ["LATENT"]          # a core LATENT carrying the clip info forward
     for name in ("SanaWMRefine", "SanaWMDecode", "SanaWMSaveVideo"):     # core LATENT or the pack's own
         assert info[name]["input"]["required"]["latent"][0] == "LATENT,SANAWM_LATENT", name
