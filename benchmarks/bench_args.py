@@ -1,9 +1,12 @@
-"""Command-line options the tiny-model benchmarks share: model size, threads, device and dtype."""
+"""What the tiny-model benchmarks share: options (model size, threads, device, dtype) and random inputs."""
 from __future__ import annotations
 
 import argparse
 
 import torch
+
+from dit_oracle import camera_conditions
+from sana_wm_core.sampling import Stage1Conditioning
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -23,3 +26,13 @@ def runtime_from_args(args: argparse.Namespace) -> tuple[torch.device, torch.dty
     if args.threads:
         torch.set_num_threads(args.threads)
     return torch.device(args.device), DTYPES[args.dtype]
+
+
+def conditioning(L: int, h: int, w: int, channels: int, text_dim: int, seed: int = 0) -> Stage1Conditioning:
+    """A random conditioning of L latent frames (64 text tokens, all valid, with a negative prompt)."""
+    g = torch.Generator().manual_seed(seed)
+    return Stage1Conditioning(
+        prompt_embeds=torch.randn(1, 1, 64, text_dim, generator=g), prompt_mask=torch.ones(1, 64, dtype=torch.long),
+        negative_embeds=torch.randn(1, 1, 64, text_dim, generator=g), negative_mask=torch.ones(1, 64, dtype=torch.long),
+        image_latent=torch.randn(1, channels, 1, h, w, generator=g), raymap=camera_conditions(1, L, h, w)[0],
+        chunk_plucker=torch.randn(48, L, h, w, generator=g), num_frames=8 * (L - 1) + 1, height=32 * h, width=32 * w)

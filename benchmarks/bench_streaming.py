@@ -28,19 +28,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from bench_args import add_tiny_model_args, runtime_from_args  # noqa: E402
-from dit_oracle import camera_conditions, make_pair  # noqa: E402
+from bench_args import add_tiny_model_args, conditioning, runtime_from_args  # noqa: E402
+from dit_oracle import make_pair  # noqa: E402
 from sana_wm_core.model import SanaWMConfig, SanaWMTransformer  # noqa: E402
-from sana_wm_core.sampling import Stage1Conditioning, sample_stage1, stream_stage1  # noqa: E402
-
-
-def conditioning(L: int, h: int, w: int, channels: int, text_dim: int, seed: int = 0) -> Stage1Conditioning:
-    g = torch.Generator().manual_seed(seed)
-    return Stage1Conditioning(
-        prompt_embeds=torch.randn(1, 1, 64, text_dim, generator=g), prompt_mask=torch.ones(1, 64, dtype=torch.long),
-        negative_embeds=torch.randn(1, 1, 64, text_dim, generator=g), negative_mask=torch.ones(1, 64, dtype=torch.long),
-        image_latent=torch.randn(1, channels, 1, h, w, generator=g), raymap=camera_conditions(1, L, h, w)[0],
-        chunk_plucker=torch.randn(48, L, h, w, generator=g), num_frames=8 * (L - 1) + 1, height=32 * h, width=32 * w)
+from sana_wm_core.sampling import sample_stage1, stream_stage1  # noqa: E402
 
 
 def _rss() -> int:
