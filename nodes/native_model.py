@@ -23,19 +23,27 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.supported_models_base
 
+from .native_preview import PREVIEW_KEY, RGB_PASS_THROUGH, ClipPreview, reshape_hook_supported
+
 RAYMAP_KEY = "sanawm_raymap"
 PLUCKER_KEY = "sanawm_plucker"
 TIMESTEP_MULTIPLIER = 1000     # the DiT is trained on t = 1000 * sigma
 
 
 class SanaWMLatentFormat(comfy.latent_formats.LatentFormat):
-    """The Stage-1 latent as the sampler sees it: already normalised by the VAE encoder (identity here)."""
+    """The Stage-1 latent as the sampler sees it: already normalised by the VAE encoder (identity here).
+    Core samplers' Latent2RGB previews draw the pack's per-clip preview through the reshape hook
+    (`nodes/native_preview.py`); `preview` receives the clip's map from `SanaWMBaseModel.extra_conds`."""
 
     latent_dimensions = 3
 
     def __init__(self, channels: int = 128) -> None:
         self.latent_channels = int(channels)
         self.scale_factor = 1.0
+        self.preview = ClipPreview()
+        if reshape_hook_supported():
+            self.latent_rgb_factors = RGB_PASS_THROUGH
+            self.latent_rgb_factors_reshape = self.preview.picture
 
 
 class SanaWMModelConfig(comfy.supported_models_base.BASE):
@@ -90,6 +98,7 @@ class SanaWMBaseModel(comfy.model_base.BaseModel):
 
     def extra_conds(self, **kwargs: Any) -> dict:
         out = super().extra_conds(**kwargs)
+        self.latent_format.preview.use(kwargs.get(PREVIEW_KEY))     # before the first step's preview
         for key in ("attention_mask", RAYMAP_KEY, PLUCKER_KEY):
             value = kwargs.get(key)
             if value is not None:
