@@ -128,16 +128,17 @@ class SanaWMBaseModel(comfy.model_base.BaseModel):
 def wrap_as_core_model(dit: torch.nn.Module, flow_shift: float,
                        load_device: Optional[torch.device] = None,
                        offload_device: Optional[torch.device] = None, *, release: Any = None,
-                       blocks_resident: Optional[int] = None) -> comfy.model_patcher.ModelPatcher:
-    """A ModelPatcher over `SanaWMBaseModel(dit)`: the value of a core MODEL socket. `blocks_resident` set:
-    the block-streaming patcher (`nodes/comfy_model.BlockOffloadPatcher`, offload device the CPU)."""
+                       blocks_resident: Optional[int] = None, dynamic: bool = True) -> comfy.model_patcher.ModelPatcher:
+    """A ModelPatcher over `SanaWMBaseModel(dit)`: the value of a core MODEL socket, wrapped as ComfyUI wraps its
+    own diffusion models (`wrap_for_comfy`; dynamic=False: never the Dynamic VRAM patcher). `blocks_resident`
+    set: the block-streaming patcher (`nodes/comfy_model.BlockOffloadPatcher`, offload device the CPU)."""
     from .comfy_model import wrap_for_comfy
 
     offload_device = offload_device if offload_device is not None else mm.unet_offload_device()
     if blocks_resident is not None:
         offload_device = torch.device("cpu")
     base = SanaWMBaseModel(dit, flow_shift, device=getattr(dit, "device", None) or offload_device, release=release)
-    return wrap_for_comfy(base, load_device, offload_device, blocks_resident=blocks_resident)
+    return wrap_for_comfy(base, load_device, offload_device, blocks_resident=blocks_resident, dynamic=dynamic)
 
 
 def core_dit(model: Any) -> torch.nn.Module:

@@ -162,3 +162,34 @@ def test_block_offload_core_model_samples_like_the_whole_model(comfy_core, stage
     assert rel < 1e-5, rel
     comfy_core.mm.unload_all_models()
     assert stage1.dit.offloader is None
+
+
+def test_loader_model_records_how_to_build_a_classic_patcher_again(comfy_core, tiny_models, monkeypatch):
+    """Like comfy/sd.py's loaders, the Model Loader's MODEL carries `cached_patcher_init`: called with
+    disable_dynamic=True (current ComfyUI's `get_non_dynamic_delegate`, for conditioning hooks and
+    TorchCompileModel) it rebuilds the same DiT behind a classic ModelPatcher, while the loader itself gives
+    `CoreModelPatcher` (a stand-in for Dynamic VRAM's `ModelPatcherDynamic`; 0.3.75 has none)."""
+    import comfy.model_patcher
+
+    loader = import_pack_module("models")
+
+    class StandInDynamic(comfy.model_patcher.ModelPatcher):
+        pass
+
+    monkeypatch.setattr(comfy.model_patcher, "CoreModelPatcher", StandInDynamic, raising=False)
+    import folder_paths
+
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "sana_wm", ([str(tiny_models / "sana_wm")], set()))
+    repo = str(tiny_models / "sana_wm" / "SANA-WM_bidirectional")
+    patcher = loader.load_stage1("SANA-WM_bidirectional", "fp32", "none", repo)
+    assert type(patcher) is StandInDynamic
+    factory, args = patcher.cached_patcher_init
+    again = factory(*args, disable_dynamic=True)
+    assert type(again) is comfy.model_patcher.ModelPatcher and again.model is not patcher.model
+    assert isinstance(again.model, comfy_core.model.SanaWMBaseModel)
+    assert again.model.flow_shift == patcher.model.flow_shift
+    ours, theirs = patcher.model.dit.state_dict(), again.model.dit.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert type(factory(*args)) is StandInDynamic                  # a multi-GPU copy: the dynamic one again
+    block = loader.load_stage1("SANA-WM_bidirectional", "fp32", "block", repo)
+    assert type(block).__name__ == "BlockOffloadPatcher"
