@@ -11,6 +11,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -193,3 +194,26 @@ def test_loader_model_records_how_to_build_a_classic_patcher_again(comfy_core, t
     assert type(factory(*args)) is StandInDynamic                  # a multi-GPU copy: the dynamic one again
     block = loader.load_stage1("SANA-WM_bidirectional", "fp32", "block", repo)
     assert type(block).__name__ == "BlockOffloadPatcher"
+
+
+def test_core_latent2rgb_previewer_draws_the_pack_samplers_preview(comfy_core, stage1):
+    """ComfyUI's own Latent2RGB previewer, built from the SANA-WM latent format as `latent_preview.get_previewer`
+    builds it, draws the pack's preview of a latent (`latent_preview` with the clip's fitted map) once the
+    conditioning has handed the map over (`extra_conds`, as the sampler does before its first step); before
+    that it draws flat grey, never an error."""
+    import latent_preview
+
+    from sana_wm_core.sampling.preview import latent_preview as pack_preview
+
+    patcher = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, torch.device("cpu"), torch.device("cpu"))
+    fmt = patcher.model.latent_format
+    x0 = stage1.ours
+    previewer = latent_preview.Latent2RGBPreviewer(fmt.latent_rgb_factors, fmt.latent_rgb_factors_bias,
+                                                   fmt.latent_rgb_factors_reshape)
+    grey = np.asarray(previewer.decode_latent_to_preview(x0))
+    assert grey.shape == (x0.shape[-2], x0.shape[-1], 3) and np.ptp(grey) == 0
+    positive, _, latent = comfy_core.cond.core_conditioning(stage1.cond)
+    patcher.model.extra_conds(**positive[0][1], noise=x0)
+    core = np.asarray(previewer.decode_latent_to_preview(x0)).astype(int)
+    ours = pack_preview(x0, stage1.cond.preview_proj).astype(int)
+    assert core.shape == ours.shape and np.abs(core - ours).max() <= 1 and ours.std() > 1
