@@ -98,7 +98,9 @@ class SanaWMBaseModel(comfy.model_base.BaseModel):
 
     def extra_conds(self, **kwargs: Any) -> dict:
         out = super().extra_conds(**kwargs)
-        self.latent_format.preview.use(kwargs.get(PREVIEW_KEY))     # before the first step's preview
+        preview = getattr(self.latent_format, "preview", None)     # None: a node swapped the latent format
+        if preview is not None:
+            preview.use(kwargs.get(PREVIEW_KEY))                     # before the first step's preview
         for key in ("attention_mask", RAYMAP_KEY, PLUCKER_KEY):
             value = kwargs.get(key)
             if value is not None:
