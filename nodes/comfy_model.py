@@ -6,7 +6,7 @@ Typical use in a loader / sampler node (nodes/models.py, nodes/sampling.py):
     from .host import ComfyHost
 
     model = load_transformer(path, dtype="bf16")                      # lives on the CPU
-    patcher = wrap_for_comfy(model)                                     # offload="none"
+    patcher = wrap_for_comfy(model)                                     # offload="none" (Dynamic VRAM aware)
     patcher = wrap_for_comfy(model, blocks_resident=4)                  # offload="block"
     ...                                                                 # the loader returns it in SANAWM_MODEL
     net = load_for_sampling(patcher, latent.shape, batch=2)           # comfy.model_management.load_models_gpu
@@ -30,6 +30,7 @@ import comfy.model_patcher
 from comfy.patcher_extension import CallbacksMP
 
 from ..sana_wm_core.model.offload import DEFAULT_BLOCKS_RESIDENT, disable_block_offload, enable_block_offload
+from .comfy_ops import core_patcher_class
 
 log = logging.getLogger("sana_wm")
 STREAM_BUFFERS = 2          # the block being computed + the one being prefetched
@@ -139,15 +140,32 @@ class BlockOffloadPatcher(comfy.model_patcher.ModelPatcher):
         self.model.model_loaded_weight_memory = 0
 
 
+def _follow_placement(patcher: "comfy.model_patcher.ModelPatcher", device_to, *args) -> None:
+    """ON_LOAD: the DiT computes where ComfyUI placed it. The pack's own samplers take the compute device from
+    `dit.device` (`sana_wm_core.sampling.model_dtype_device`); the loader set it to where the weights were read,
+    and under Dynamic VRAM (or a partial load) the weights themselves stay on the offload device."""
+    if device_to is not None:
+        _dit(patcher.model).device = torch.device(device_to)
+
+
+def _back_to_offload(patcher: "comfy.model_patcher.ModelPatcher", unpatch_all: bool) -> None:
+    if unpatch_all:
+        _dit(patcher.model).device = patcher.offload_device
+
+
 def wrap_for_comfy(model: torch.nn.Module, load_device: Optional[torch.device] = None,
                    offload_device: Optional[torch.device] = None, *,
-                   blocks_resident: Optional[int] = None) -> "comfy.model_patcher.ModelPatcher":
+                   blocks_resident: Optional[int] = None, dynamic: bool = True) -> "comfy.model_patcher.ModelPatcher":
     """A ModelPatcher around the DiT so `comfy.model_management.load_models_gpu([patcher])` manages it.
 
     load_device / offload_device default to ComfyUI's torch device and its diffusion-model offload device.
-    blocks_resident=None gives a plain ModelPatcher (ComfyUI places the whole model, partially when it does
-    not fit); an int gives a `BlockOffloadPatcher` (offload device: the CPU). The patcher's `.model` is the
-    DiT itself (same forward contract). Detaching logs one line, so the server log shows when ComfyUI frees it.
+    blocks_resident=None gives the patcher ComfyUI gives its own diffusion models (`core_patcher_class`:
+    `ModelPatcherDynamic` under current ComfyUI's Dynamic VRAM, which itself falls back to the classic
+    `ModelPatcher` for a CPU load device; the classic one on 0.3.75 or with `--disable-dynamic-vram`), which
+    places the whole model, partially when it does not fit; dynamic=False forces the classic one (what
+    comfy/sd.py's loaders do for `disable_dynamic=True`). An int gives a `BlockOffloadPatcher` (offload
+    device: the CPU). The patcher's `.model` is the given model. Detaching logs one line, so the server log
+    shows when ComfyUI frees it.
     """
     load_device = load_device if load_device is not None else mm.get_torch_device()
     if blocks_resident is not None:
@@ -156,8 +174,10 @@ def wrap_for_comfy(model: torch.nn.Module, load_device: Optional[torch.device] =
         offload_device = offload_device if offload_device is not None else mm.unet_offload_device()
         if getattr(model, "device", None) is None:      # where the weights are now (ComfyUI's BaseModel does this)
             model.device = _param_device(model, offload_device)
-        patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device,
-                                                   size=mm.module_size(model))
+        cls = core_patcher_class() if dynamic else comfy.model_patcher.ModelPatcher
+        patcher = cls(model, load_device=load_device, offload_device=offload_device, size=mm.module_size(model))
+        patcher.add_callback(CallbacksMP.ON_LOAD, _follow_placement)
+        patcher.add_callback(CallbacksMP.ON_DETACH, _back_to_offload)
     patcher.add_callback(CallbacksMP.ON_DETACH, _log_detach)
     return patcher
 

@@ -29,6 +29,7 @@ def dit_operations(compute_dtype: torch.dtype, fp8: bool = False,
 
 
 def core_patcher_class() -> type:
-    """The ModelPatcher class ComfyUI itself uses for diffusion models: `ModelPatcherDynamic` when current
-    ComfyUI runs with Dynamic VRAM (it binds `CoreModelPatcher`), the classic `ModelPatcher` otherwise."""
+    """The ModelPatcher class ComfyUI itself uses for diffusion models (comfy/sd.py): `ModelPatcherDynamic` when
+    current ComfyUI runs with Dynamic VRAM (main.py rebinds `CoreModelPatcher` at start-up, so this is read at
+    call time), the classic `ModelPatcher` otherwise and on 0.3.75 (no `CoreModelPatcher`)."""
     return getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)

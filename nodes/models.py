@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -156,34 +157,46 @@ class SanaWMModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, dtype, offload, path_or_hub_id="", weight_format="default") -> io.NodeOutput:
-        """Weights go where ComfyUI's own diffusion-model loaders put them (`unet_inital_load_device`: the GPU
-        only when the model fits there and it has more free memory than the CPU, else the offload device);
-        offload="block" always loads to the CPU. The DiT becomes a core MODEL (`wrap_as_core_model`: a ModelPatcher
-        over `SanaWMBaseModel`, the block-streaming patcher for offload="block"); the sampler asks ComfyUI to place
-        it."""
-        from ..sana_wm_core.model import load_transformer
+        return io.NodeOutput(load_stage1(model, dtype, offload, path_or_hub_id, weight_format))
 
-        if offload not in ("none", "block"):
-            raise ValueError(f"offload must be 'none' or 'block', got {offload!r}")
-        root = resolve(model, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN,
-                       patterns=["dit/*", "config.yaml", "transformer/*", "scheduler/*", "sana_dit/*"])
-        info = read_release(root)
-        info.dit_path = as_safetensors(info.dit_path)   # a streaming .pt: its safetensors conversion (once)
-        device = _device()
-        precision, compute = precision_of(dtype, weight_format)
-        if offload == "block":
-            initial = torch.device("cpu")
-        else:   # sized at the compute dtype: an upper bound for fp8 storage
-            initial = mm.unet_inital_load_device(_checkpoint_params(info.dit_path), compute)
-        dit = load_transformer(info.dit_path, dtype=compute, device=initial, weight_format=precision.weight_format,
-                               overrides=info.model_overrides,
-                               operations=dit_operations(compute, precision.fp8, device))
-        dit.device = initial
-        release = Stage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
-                              sampler=info.sampler)
-        return io.NodeOutput(wrap_as_core_model(
-            dit, info.flow_shift, device, mm.unet_offload_device(), release=release,
-            blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None))
+
+def load_stage1(model: str, dtype: str, offload: str, path_or_hub_id: str = "", weight_format: str = "default",
+                disable_dynamic: bool = False) -> Any:
+    """The Model Loader's MODEL. Weights go where ComfyUI's own diffusion-model loaders put them
+    (`unet_inital_load_device`: the GPU only when the model fits there and it has more free memory than the
+    CPU, else the offload device); offload="block" always loads to the CPU. The DiT becomes a core MODEL
+    (`wrap_as_core_model`: the patcher ComfyUI gives its own diffusion models, the block-streaming patcher for
+    offload="block"); the sampler asks ComfyUI to place it.
+
+    Like comfy/sd.py's `load_diffusion_model`, the MODEL records how to build it again
+    (`cached_patcher_init`: this function and its inputs): current ComfyUI calls it with disable_dynamic=True
+    when it needs a classic patcher beside a Dynamic VRAM one (`get_non_dynamic_delegate`: conditioning hooks,
+    TorchCompileModel) and without it for a multi-GPU copy. 0.3.75 never reads it."""
+    from ..sana_wm_core.model import load_transformer
+
+    if offload not in ("none", "block"):
+        raise ValueError(f"offload must be 'none' or 'block', got {offload!r}")
+    root = resolve(model, path_or_hub_id, "sana_wm", known=_STAGE1_KNOWN,
+                   patterns=["dit/*", "config.yaml", "transformer/*", "scheduler/*", "sana_dit/*"])
+    info = read_release(root)
+    info.dit_path = as_safetensors(info.dit_path)   # a streaming .pt: its safetensors conversion (once)
+    device = _device()
+    precision, compute = precision_of(dtype, weight_format)
+    if offload == "block":
+        initial = torch.device("cpu")
+    else:   # sized at the compute dtype: an upper bound for fp8 storage
+        initial = mm.unet_inital_load_device(_checkpoint_params(info.dit_path), compute)
+    dit = load_transformer(info.dit_path, dtype=compute, device=initial, weight_format=precision.weight_format,
+                           overrides=info.model_overrides,
+                           operations=dit_operations(compute, precision.fp8, device))
+    dit.device = initial
+    release = Stage1Model(transformer=dit, flow_shift=info.flow_shift, chi_prompt=info.chi_prompt,
+                          sampler=info.sampler)
+    patcher = wrap_as_core_model(dit, info.flow_shift, device, mm.unet_offload_device(), release=release,
+                                 blocks_resident=DEFAULT_BLOCKS_RESIDENT if offload == "block" else None,
+                                 dynamic=not disable_dynamic)
+    patcher.cached_patcher_init = (load_stage1, (model, dtype, offload, path_or_hub_id, weight_format))
+    return patcher
 
 
 class SanaWMTextEncoderLoader(io.ComfyNode):

@@ -1,9 +1,10 @@
 """Stage-1 conditioning as core ComfyUI values: positive / negative CONDITIONING and a LATENT with a noise mask.
 
-The prompt embedding is the conditioning tensor (1,T,D) and its padding mask, the camera tensors ride in
-the conditioning's options (read back by `SanaWMBaseModel.extra_conds`), and the LATENT holds the first-frame
-latent at frame 0 with `noise_mask` 0 there (pinned), 1 elsewhere, like core LTX-Video's image-to-video. The
-clip's camera path, fps and frame count travel in the LATENT under `CLIP_KEY`, for decode / refine / save.
+The prompt embedding is the conditioning tensor (1,T,D) and its padding mask, the camera tensors and the
+clip's latent->RGB preview map ride in the conditioning's options (read back by `SanaWMBaseModel.extra_conds`),
+and the LATENT holds the first-frame latent at frame 0 with `noise_mask` 0 there (pinned), 1 elsewhere, like
+core LTX-Video's image-to-video. The clip's camera path, fps and frame count travel in the LATENT under
+`CLIP_KEY`, for decode / refine / save.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from .native_model import PLUCKER_KEY, RAYMAP_KEY
+from .native_preview import PREVIEW_KEY
 
 CLIP_KEY = "sanawm_clip"
 
@@ -26,6 +28,8 @@ def core_conditioning(cond: Any) -> tuple[list, list, dict]:
     if cond.negative_embeds is None:
         raise ValueError("the conditioning has no negative prompt embedding; build it with guidance")
     camera = {RAYMAP_KEY: cond.raymap.unsqueeze(0), PLUCKER_KEY: cond.chunk_plucker.unsqueeze(0)}
+    if cond.preview_proj is not None:               # core samplers' previews draw with it (native_preview.py)
+        camera[PREVIEW_KEY] = cond.preview_proj
     positive = _conditioning(cond.prompt_embeds, cond.prompt_mask, camera)
     negative = _conditioning(cond.negative_embeds, cond.negative_mask, camera)
     shape = cond.latent_shape

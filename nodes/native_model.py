@@ -23,19 +23,27 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.supported_models_base
 
+from .native_preview import PREVIEW_KEY, RGB_PASS_THROUGH, ClipPreview, reshape_hook_supported
+
 RAYMAP_KEY = "sanawm_raymap"
 PLUCKER_KEY = "sanawm_plucker"
 TIMESTEP_MULTIPLIER = 1000     # the DiT is trained on t = 1000 * sigma
 
 
 class SanaWMLatentFormat(comfy.latent_formats.LatentFormat):
-    """The Stage-1 latent as the sampler sees it: already normalised by the VAE encoder (identity here)."""
+    """The Stage-1 latent as the sampler sees it: already normalised by the VAE encoder (identity here).
+    Core samplers' Latent2RGB previews draw the pack's per-clip preview through the reshape hook
+    (`nodes/native_preview.py`); `preview` receives the clip's map from `SanaWMBaseModel.extra_conds`."""
 
     latent_dimensions = 3
 
     def __init__(self, channels: int = 128) -> None:
         self.latent_channels = int(channels)
         self.scale_factor = 1.0
+        self.preview = ClipPreview()
+        if reshape_hook_supported():
+            self.latent_rgb_factors = RGB_PASS_THROUGH
+            self.latent_rgb_factors_reshape = self.preview.picture
 
 
 class SanaWMModelConfig(comfy.supported_models_base.BASE):
@@ -90,6 +98,9 @@ class SanaWMBaseModel(comfy.model_base.BaseModel):
 
     def extra_conds(self, **kwargs: Any) -> dict:
         out = super().extra_conds(**kwargs)
+        preview = getattr(self.latent_format, "preview", None)     # None: a node swapped the latent format
+        if preview is not None:
+            preview.use(kwargs.get(PREVIEW_KEY))                     # before the first step's preview
         for key in ("attention_mask", RAYMAP_KEY, PLUCKER_KEY):
             value = kwargs.get(key)
             if value is not None:
@@ -119,16 +130,17 @@ class SanaWMBaseModel(comfy.model_base.BaseModel):
 def wrap_as_core_model(dit: torch.nn.Module, flow_shift: float,
                        load_device: Optional[torch.device] = None,
                        offload_device: Optional[torch.device] = None, *, release: Any = None,
-                       blocks_resident: Optional[int] = None) -> comfy.model_patcher.ModelPatcher:
-    """A ModelPatcher over `SanaWMBaseModel(dit)`: the value of a core MODEL socket. `blocks_resident` set:
-    the block-streaming patcher (`nodes/comfy_model.BlockOffloadPatcher`, offload device the CPU)."""
+                       blocks_resident: Optional[int] = None, dynamic: bool = True) -> comfy.model_patcher.ModelPatcher:
+    """A ModelPatcher over `SanaWMBaseModel(dit)`: the value of a core MODEL socket, wrapped as ComfyUI wraps its
+    own diffusion models (`wrap_for_comfy`; dynamic=False: never the Dynamic VRAM patcher). `blocks_resident`
+    set: the block-streaming patcher (`nodes/comfy_model.BlockOffloadPatcher`, offload device the CPU)."""
     from .comfy_model import wrap_for_comfy
 
     offload_device = offload_device if offload_device is not None else mm.unet_offload_device()
     if blocks_resident is not None:
         offload_device = torch.device("cpu")
     base = SanaWMBaseModel(dit, flow_shift, device=getattr(dit, "device", None) or offload_device, release=release)
-    return wrap_for_comfy(base, load_device, offload_device, blocks_resident=blocks_resident)
+    return wrap_for_comfy(base, load_device, offload_device, blocks_resident=blocks_resident, dynamic=dynamic)
 
 
 def core_dit(model: Any) -> torch.nn.Module:

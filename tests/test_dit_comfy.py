@@ -204,3 +204,52 @@ def test_block_offload_patcher_forwards_current_comfyui_clone_arguments(comfy_gl
     assert torch.equal(run_ours(model, kw), base)
     mm.unload_all_models()
     assert model.offloader is None and c.loaded_size() == 0
+
+
+def test_offload_none_gets_the_patcher_comfyui_gives_its_own_diffusion_models(comfy_glue, monkeypatch):
+    """`wrap_for_comfy` wraps like comfy/sd.py: `CoreModelPatcher` where current ComfyUI binds it (Dynamic VRAM:
+    `ModelPatcherDynamic`, here a stand-in subclass), the classic ModelPatcher on 0.3.75 (no CoreModelPatcher)
+    and for dynamic=False; block offload stays the BlockOffloadPatcher. The model samples through either."""
+    glue, mm = comfy_glue
+    import comfy.model_patcher
+
+    ops = import_pack_module("comfy_ops")
+    cpu = torch.device("cpu")
+    model, _ = make_pair(0)
+    kw = inputs(model.config, B=1, F=3)
+    base = run_ours(model, kw)
+    assert not hasattr(comfy.model_patcher, "CoreModelPatcher")          # the pinned 0.3.75
+    assert ops.core_patcher_class() is comfy.model_patcher.ModelPatcher
+    assert type(glue.wrap_for_comfy(model, cpu, cpu)) is comfy.model_patcher.ModelPatcher
+
+    class StandInDynamic(comfy.model_patcher.ModelPatcher):
+        pass
+
+    monkeypatch.setattr(comfy.model_patcher, "CoreModelPatcher", StandInDynamic, raising=False)
+    p = glue.wrap_for_comfy(model, cpu, cpu)
+    assert type(p) is StandInDynamic and p.model is model and p.model_size() == mm.module_size(model)
+    assert type(glue.wrap_for_comfy(model, cpu, cpu, dynamic=False)) is comfy.model_patcher.ModelPatcher
+    assert type(glue.wrap_for_comfy(model, cpu, cpu, blocks_resident=2)) is glue.BlockOffloadPatcher
+    mm.load_models_gpu([p])
+    assert _loaded(mm, p) and torch.equal(run_ours(model, kw), base)
+    mm.unload_all_models()
+
+
+def test_the_dit_computes_where_comfyui_placed_it(comfy_glue):
+    """The pack's samplers compute on `dit.device` (`model_dtype_device`). ComfyUI's load sets it to the device
+    it placed the model on (under Dynamic VRAM the weights themselves stay on the offload device, so the first
+    parameter's device would be the CPU); a full release sets it back to the offload device. The MODEL's
+    `.model` is the core `SanaWMBaseModel`, whose own `device` ComfyUI updates, not the DiT's inside it."""
+    glue, mm = comfy_glue
+    from sana_wm_core.sampling import model_dtype_device
+
+    cpu = torch.device("cpu")
+    model, _ = make_pair(0)
+    patcher = import_pack_module("native_model").wrap_as_core_model(model, 3.0, cpu, cpu)
+    assert patcher.model.dit is model
+    model.device = torch.device("meta")                  # stale: not where ComfyUI will place it
+    mm.load_models_gpu([patcher])
+    assert model.device == patcher.load_device and model_dtype_device(model)[1] == patcher.load_device
+    model.device = torch.device("meta")
+    mm.unload_all_models()
+    assert model.device == patcher.offload_device

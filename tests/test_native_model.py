@@ -11,6 +11,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -162,3 +163,57 @@ def test_block_offload_core_model_samples_like_the_whole_model(comfy_core, stage
     assert rel < 1e-5, rel
     comfy_core.mm.unload_all_models()
     assert stage1.dit.offloader is None
+
+
+def test_loader_model_records_how_to_build_a_classic_patcher_again(comfy_core, tiny_models, monkeypatch):
+    """Like comfy/sd.py's loaders, the Model Loader's MODEL carries `cached_patcher_init`: called with
+    disable_dynamic=True (current ComfyUI's `get_non_dynamic_delegate`, for conditioning hooks and
+    TorchCompileModel) it rebuilds the same DiT behind a classic ModelPatcher, while the loader itself gives
+    `CoreModelPatcher` (a stand-in for Dynamic VRAM's `ModelPatcherDynamic`; 0.3.75 has none)."""
+    import comfy.model_patcher
+
+    loader = import_pack_module("models")
+
+    class StandInDynamic(comfy.model_patcher.ModelPatcher):
+        pass
+
+    monkeypatch.setattr(comfy.model_patcher, "CoreModelPatcher", StandInDynamic, raising=False)
+    import folder_paths
+
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "sana_wm", ([str(tiny_models / "sana_wm")], set()))
+    repo = str(tiny_models / "sana_wm" / "SANA-WM_bidirectional")
+    patcher = loader.load_stage1("SANA-WM_bidirectional", "fp32", "none", repo)
+    assert type(patcher) is StandInDynamic
+    factory, args = patcher.cached_patcher_init
+    again = factory(*args, disable_dynamic=True)
+    assert type(again) is comfy.model_patcher.ModelPatcher and again.model is not patcher.model
+    assert isinstance(again.model, comfy_core.model.SanaWMBaseModel)
+    assert again.model.flow_shift == patcher.model.flow_shift
+    ours, theirs = patcher.model.dit.state_dict(), again.model.dit.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert type(factory(*args)) is StandInDynamic                  # a multi-GPU copy: the dynamic one again
+    block = loader.load_stage1("SANA-WM_bidirectional", "fp32", "block", repo)
+    assert type(block).__name__ == "BlockOffloadPatcher"
+
+
+def test_core_latent2rgb_previewer_draws_the_pack_samplers_preview(comfy_core, stage1):
+    """ComfyUI's own Latent2RGB previewer, built from the SANA-WM latent format as `latent_preview.get_previewer`
+    builds it, draws the pack's preview of a latent (`latent_preview` with the clip's fitted map) once the
+    conditioning has handed the map over (`extra_conds`, as the sampler does before its first step); before
+    that it draws flat grey, never an error."""
+    import latent_preview
+
+    from sana_wm_core.sampling.preview import latent_preview as pack_preview
+
+    patcher = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, torch.device("cpu"), torch.device("cpu"))
+    fmt = patcher.model.latent_format
+    x0 = stage1.ours
+    previewer = latent_preview.Latent2RGBPreviewer(fmt.latent_rgb_factors, fmt.latent_rgb_factors_bias,
+                                                   fmt.latent_rgb_factors_reshape)
+    grey = np.asarray(previewer.decode_latent_to_preview(x0))
+    assert grey.shape == (x0.shape[-2], x0.shape[-1], 3) and np.ptp(grey) == 0
+    positive, _, latent = comfy_core.cond.core_conditioning(stage1.cond)
+    patcher.model.extra_conds(**positive[0][1], noise=x0)
+    core = np.asarray(previewer.decode_latent_to_preview(x0)).astype(int)
+    ours = pack_preview(x0, stage1.cond.preview_proj).astype(int)
+    assert core.shape == ours.shape and np.abs(core - ours).max() <= 1 and ours.std() > 1

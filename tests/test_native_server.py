@@ -8,10 +8,13 @@ SaveLatent / LoadLatent split Stage 1 from the refiner across two prompts: "run 
 """
 from __future__ import annotations
 
+import io
 import shutil
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from sana_wm_core.video import probe_mp4
@@ -93,6 +96,44 @@ def test_core_sampler_nodes_drive_the_sanawm_model_to_a_video_of_the_path_length
     assert steps and steps[-1] == STEPS, steps
     text = res.outputs[I2V]["text"][0]                       # the derived count, shown on Image To Video
     assert text.startswith(f"{FRAMES} frames at 16 fps") and "snapped" not in text and "using" not in text
+
+
+def _preview_pictures(res, node: str) -> list:
+    """The binary websocket previews sent while `node` ran, as RGB arrays; each must be a JPEG preview frame."""
+    pictures = []
+    for frame in res.previews.get(node, []):
+        kind, fmt = int.from_bytes(frame[:4], "big"), int.from_bytes(frame[4:8], "big")
+        assert (kind, fmt) == (1, 1), (kind, fmt)                     # PREVIEW_IMAGE, JPEG
+        pictures.append(np.asarray(Image.open(io.BytesIO(frame[8:])).convert("RGB"), dtype=np.float32))
+    return pictures
+
+
+def test_core_samplers_send_the_pack_samplers_latent_previews_over_the_websocket(comfy, image_name):
+    """`--preview-method auto` (as `make serve`): KSampler and SamplerCustomAdvanced send one JPEG per step,
+    drawn with the clip's fitted map like SANA-WM Sampler's: same size, the same first (image-pinned) frame
+    tile, and with euler on the release sigmas the same last picture (both show the final latent)."""
+    shown = {}
+    for kind in ("SanaWMSampler", "KSampler", "SamplerCustomAdvanced"):
+        wf = _graph(image_name, kind)
+        wf[I2V]["inputs"]["negative_prompt"] = f"blurry, previews {kind}"     # no cached sampler output
+        wf["41"] = {"class_type": "SaveLatent", "inputs": {"samples": [SAMPLER, 0],
+                                                            "filename_prefix": f"previews_{kind}"}}
+        res = comfy.run(wf, timeout=300)
+        assert res.status == "success", res.error
+        shown[kind] = _preview_pictures(res, SAMPLER)
+        assert len(shown[kind]) == STEPS, (kind, {k: len(v) for k, v in res.previews.items()})
+    ours = shown["SanaWMSampler"][-1]
+    tile = ours.shape[1] // 3                                      # 17 frames = 3 latent frames side by side
+    for kind in ("KSampler", "SamplerCustomAdvanced"):
+        core = shown[kind][-1]
+        assert core.shape == ours.shape, (kind, core.shape, ours.shape)
+        first = float(np.abs(core[:, :tile] - ours[:, :tile]).mean())
+        print(f"\nserver: {kind} preview {core.shape}, first tile vs SANA-WM Sampler {first:.2f}, std {core.std():.1f}")
+        assert first < 3.0, (kind, first)                          # JPEG noise only
+        assert core.std() > 1.0, kind                              # a picture, not the flat no-map grey
+    last = float(np.abs(shown["SamplerCustomAdvanced"][-1] - ours).mean())
+    print(f"server: SamplerCustomAdvanced last preview vs SANA-WM Sampler's: mean abs diff {last:.2f}")
+    assert last < 3.0, last
 
 
 def _saved_latent(comfy_server, res, node: str) -> torch.Tensor:

@@ -92,11 +92,12 @@ def _assert_latent_previews(wf: dict, res, refined: bool) -> None:
             k = float(sampler.get("chunk_interval_k") or 0) or None
             steps = chunk_schedule((FRAMES - 1) // 8 + 1, TINY_CHUNK_SIZE, STEPS, 3.0, interval_k=k).total_steps
         expect[ids["SanaWMSampler"]] = steps
-    else:   # core SamplerCustomAdvanced: ComfyUI's own progress per step (it has no RGB preview of this latent)
+    else:   # core SamplerCustomAdvanced: ComfyUI's own progress and Latent2RGB preview per step
         node = ids["SamplerCustomAdvanced"]
         done = [e["data"]["value"] for e in res.events
                 if e.get("type") == "progress" and e.get("data", {}).get("node") == node]
         assert done == list(range(1, STEPS + 1)), done
+        expect[node] = STEPS
     if refined:
         from sana_wm_core.refiner import RefineSettings
         from sana_wm_core.refiner.loop import plan_chunks

@@ -22,11 +22,13 @@ def fit_latent_rgb(image_latent: torch.Tensor, image: torch.Tensor, ridge: float
     return torch.linalg.solve(a, x.T @ y)
 
 
-def latent_preview(latents: torch.Tensor, proj: torch.Tensor, max_frames: int = 4,
-                   height: int = 128) -> np.ndarray:
-    """Up to `max_frames` evenly spaced latent frames side by side as a uint8 (height, W, 3) image."""
+def preview_rgb(latents: torch.Tensor, proj: torch.Tensor, max_frames: int = 4, height: int = 128) -> torch.Tensor:
+    """Up to `max_frames` evenly spaced latent frames of (B,C,L,h,w) `latents` (first clip) projected by `proj`
+    and set side by side: a float (3, height, W) picture in [-1,1] (unclamped). ComfyUI's core-sampler preview
+    draws the same picture (`nodes/native_preview.py`)."""
     lat = latents[0].float().cpu()                            # (C,L,h,w)
     c, L, h, w = lat.shape
+    proj = proj.float().cpu()
     idx = np.unique(np.linspace(0, L - 1, min(max_frames, L)).round().astype(int))
     tiles = []
     for i in idx:
@@ -34,5 +36,11 @@ def latent_preview(latents: torch.Tensor, proj: torch.Tensor, max_frames: int = 
         img = (x @ proj).T.reshape(1, 3, h, w)
         img = F.interpolate(img, size=(height, max(1, round(w * height / h))), mode="nearest")
         tiles.append(img[0])
-    out = torch.cat(tiles, 2)
+    return torch.cat(tiles, 2)
+
+
+def latent_preview(latents: torch.Tensor, proj: torch.Tensor, max_frames: int = 4,
+                   height: int = 128) -> np.ndarray:
+    """`preview_rgb` as a uint8 (height, W, 3) image: what the pack's own samplers and the refiner show."""
+    out = preview_rgb(latents, proj, max_frames, height)
     return ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
