@@ -194,8 +194,8 @@ def _run(pipeline: ChunkPipeline, blocks, plan: StreamVideoPlan, vae: LTX2Vae, r
             if "rs" not in held:
                 from .refiner import RefineSettings
 
-                held["rs"] = stack.enter_context(refiner.stream(x[:, :, :1], text, seed=refiner_seed,
-                                                                fps=plan.cond.fps, settings=settings or RefineSettings()))
+                held["rs"] = stack.enter_context(refiner.stream(
+                    x[:, :, :1], text, seed=refiner_seed, fps=plan.cond.fps, settings=settings or RefineSettings()))
             rs = held["rs"]
             body = rs.refine(x[:, :, rs.next_start - s:])
             z = body if k else torch.cat([x[:, :, :1].to(device=body.device, dtype=body.dtype), body], dim=2)
