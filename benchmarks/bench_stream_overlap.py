@@ -2,18 +2,19 @@
 sequentially and overlapped (`streaming_pipeline`: worker threads on CPU, CUDA streams on a GPU), on the tiny
 SANA-WM_streaming bundle (built into a temporary folder).
 
-Per schedule: wall seconds for the clip and per chunk (median of --repeats runs), and how much of Stage 1's time
-ran while a refine or decode of an earlier chunk was running (from the recorded `StageSpan`s; on CUDA these are
-host enqueue times). The two schedules' chunks are checked to be bit-identical.
+Per schedule: wall seconds for the clip and per chunk (median of --repeats runs, after one warm-up run), and how
+much of Stage 1's time ran while a refine or decode of an earlier chunk was running (from the recorded
+`StageSpan`s; on CUDA these are host enqueue times). The two schedules' chunks are checked to be bit-identical.
 
     .venv/bin/python benchmarks/bench_stream_overlap.py [--chunks 6] [--repeats 3] [--threads N]
         [--device cpu|cuda]
 
-Measured on the shared 2-core dev machine (6 chunks, median of 3): sequential 1.12 s, threads 1.83 s (2 torch
-threads); with 1 torch thread 0.98 s vs 1.13 s, Stage 1 overlapping refine/decode 53% of its time. The tiny
-networks are bound by Python overhead, which the GIL serialises, and the threads share the cores: on CPU the
-overlap does not pay, which is why the CPU default stays sequential. On one GPU the host threads only enqueue
-and the stages' kernels run concurrently on their streams (not measured here: no GPU).
+Measured on the shared (noisy) 2-core dev machine, 6 chunks, median of 3, two sessions each: with 2 torch threads
+sequential 1.12-1.41 s, threads 1.83-2.22 s; with 1 torch thread 0.98-1.14 s vs 1.03-1.13 s, Stage 1 overlapping
+refine/decode about half its time. The tiny networks are bound by Python overhead, which the GIL serialises,
+and the threads share the cores: on CPU the overlap does not pay, which is why the CPU default stays
+sequential. On one GPU the host threads only enqueue and the stages' kernels run concurrently on their streams
+(not measured here: no GPU).
 """
 from __future__ import annotations
 
@@ -31,26 +32,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from bench_args import conditioning  # noqa: E402
+from sana_wm_core.testing import tiny_config as C  # noqa: E402
 from sana_wm_core.streaming import plan_stream_video, stream_video  # noqa: E402
 from sana_wm_core.streaming_pipeline import pipeline_mode  # noqa: E402
 
 
 def load_bundle(models: Path, device: torch.device):
-    from sana_wm_core.model import load_transformer, read_release
-    from sana_wm_core.refiner import RefinerOptions, SanaWMRefiner, locate_refiner
-    from sana_wm_core.testing import tiny_config as C
     from sana_wm_core.testing.tiny import build_all
-    from sana_wm_core.vae import LTX2Vae
-    from sana_wm_core.weights.torch_pt import as_safetensors
+    from sana_wm_core.testing.tiny_streaming import load_streaming_bundle
 
     build_all(models)
-    root = models / C.STREAMING_REPO_DIR
-    info = read_release(root)
-    dit = load_transformer(as_safetensors(info.dit_path), dtype=torch.float32, overrides=info.model_overrides)
-    vae = LTX2Vae.from_folder(root, dtype=torch.float32, device=str(device))
-    vae.to_device()
-    refiner = SanaWMRefiner(locate_refiner(root), str(device), RefinerOptions(dtype=torch.float32, keep_loaded=True))
-    return dit.to(device), vae, refiner, C
+    return load_streaming_bundle(models, str(device))
 
 
 def overlapped_share(trace) -> float:
@@ -77,7 +69,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        dit, vae, refiner, C = load_bundle(Path(tmp) / "models", device)
+        dit, vae, refiner = load_bundle(Path(tmp) / "models", device)
         L = 3 * args.chunks + 1
         cond = conditioning(L, C.TINY_HEIGHT // 32, C.TINY_WIDTH // 32, C.LATENT_CHANNELS,
                             int(dit.config.caption_channels))
@@ -87,6 +79,7 @@ def main() -> int:
               f"{C.TINY_HEIGHT}x{C.TINY_WIDTH} px, {plan.chunks} chunks, {args.repeats} runs each\n")
         print("| schedule | mode | clip (s) | s/chunk | Stage 1 overlapped with refine/decode |")
         print("|---|---|---|---|---|")
+        list(stream_video(dit, plan, vae, refiner, seed=1, refiner_prompt="a road", overlap=False))   # warm-up
         first = {}
         for overlap in (False, True):
             walls, shares = [], []

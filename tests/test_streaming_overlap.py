@@ -134,3 +134,24 @@ def test_the_schedule_is_decided_by_the_devices():
     else:                                                         # no CUDA: never the stream mode
         assert pipeline_mode(gpu0, [gpu0]) == "sequential"
         assert pipeline_mode(gpu0, [gpu0], overlap=True) == "threads"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA-stream schedule needs a GPU")
+def test_on_cuda_the_streams_schedule_gives_the_sequential_bits(tiny_models):
+    """Runs only with a GPU: the auto schedule is "cuda" (a stream per stage), its chunks equal the sequential
+    run's bit for bit, Stage 1 of chunk k+1 is enqueued before decode k is done, and no worker is left."""
+    from sana_wm_core.streaming import _pipeline
+    from sana_wm_core.testing.tiny_streaming import load_streaming_bundle
+
+    dit, vae, refiner = load_streaming_bundle(tiny_models, "cuda")
+    assert _pipeline(dit, vae, refiner, None, None).mode == "cuda"
+    plan = plan_stream_video(dit, make_cond(dit, 97), vae, refiner)
+    trace: list = []
+    seq = list(stream_video(dit, plan, vae, refiner, seed=5, overlap=False))
+    ovl = list(stream_video(dit, plan, vae, refiner, seed=5, trace=trace))
+    assert not _workers()
+    for a, b in zip(seq, ovl, strict=True):
+        assert torch.equal(a.latents, b.latents)
+        np.testing.assert_array_equal(a.frames, b.frames)
+    source, decode = _spans(trace, "source"), _spans(trace, "decode")
+    assert any(source[k + 1].start < decode[k].end for k in range(plan.chunks - 1)), trace
