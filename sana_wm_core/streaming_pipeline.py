@@ -20,6 +20,8 @@ outlives the iterator. A halted source stops at its next cancel check (`guard`: 
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import queue
 import threading
@@ -97,6 +99,13 @@ class _Guard:
         self._host.check_interrupt()
 
 
+def _thread(name: str, fn: Callable, *args: Any) -> threading.Thread:
+    """A daemon worker that runs in a copy of the caller's context variables (ComfyUI keeps the executing node
+    in one), so what the stage calls sees the same context as the caller."""
+    ctx = contextvars.copy_context()
+    return threading.Thread(target=ctx.run, args=(fn, *args), name=f"sana-wm-stream-{name}", daemon=True)
+
+
 def _tensors(obj: Any) -> Iterator[torch.Tensor]:
     if isinstance(obj, torch.Tensor):
         yield obj
@@ -169,12 +178,9 @@ class ChunkPipeline:
         links = [queue.Queue(maxsize=1) for _ in range(len(stages) + 1)]
         slots = threading.Semaphore(self.window)
         streams = self._streams(len(stages) + 1)
-        workers = [threading.Thread(target=self._source_worker, args=(source, links[0], slots, streams[0]),
-                                    name="sana-wm-stream-source", daemon=True)]
+        workers = [_thread("source", self._source_worker, source, links[0], slots, streams[0])]
         for i, st in enumerate(stages, start=1):
-            workers.append(threading.Thread(target=self._stage_worker, args=(i, st, links[i - 1], links[i],
-                                                                             streams[i]),
-                                            name=f"sana-wm-stream-{st.name}", daemon=True))
+            workers.append(_thread(st.name, self._stage_worker, i, st, links[i - 1], links[i], streams[i]))
         for w in workers:
             w.start()
         try:
@@ -297,8 +303,6 @@ class ChunkPipeline:
 
     def _context(self, stream):
         """A worker's ambient state: no autograd (grad mode is per thread); on CUDA its device and stream."""
-        import contextlib
-
         stack = contextlib.ExitStack()
         stack.enter_context(torch.no_grad())
         if stream is not None:
