@@ -8,6 +8,7 @@ keeps what was written as `<prefix>_NNNNN_partial.mp4` (+ its camera JSON) befor
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -129,15 +130,16 @@ class SanaWMStreamToVideo(io.ComfyNode):
             refiner.encode_prompt(text)
         _load(patcher, cond, plan.stage1.chunks)
         vae.to_device()
-        chunks = stream_video(dit, plan, vae, refiner, seed=int(seed), refiner_prompt=text,
-                              refiner_seed=int(refiner_seed), host=host)
         extra = {"prompt": cond.prompt, "stage": "refined" if plan.refine else "stage1", "seed": int(seed),
                  "sampler": STREAM_SAMPLER, "sigmas": list(DEFAULT_SIGMAS), "frames_per_block": int(frames_per_block),
                  "cached_blocks": int(cached_blocks), "sink": bool(sink), "chunks": plan.chunks,
                  **({"refine_seed": int(refiner_seed)} if plan.refine else {})}
-        saved = save_stream_clip((c.frames for c in chunks), os.path.join(folder, file), os.path.join(folder, partial),
-                                 fps=cond.fps, camera=cond.camera, video_c2w=plan.video_c2w, extra=extra,
-                                 crf=int(crf))
+        chunks = stream_video(dit, plan, vae, refiner, seed=int(seed), refiner_prompt=text,
+                              refiner_seed=int(refiner_seed), host=host)      # overlapped on CUDA
+        with contextlib.closing(chunks):    # a failed write stops (and joins) the stages at once
+            saved = save_stream_clip((c.frames for c in chunks), os.path.join(folder, file),
+                                     os.path.join(folder, partial), fps=cond.fps, camera=cond.camera,
+                                     video_c2w=plan.video_c2w, extra=extra, crf=int(crf))
         ui = {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": (True,),
               "camera_json": [{"filename": saved.json_path.name, "subfolder": subfolder, "type": "output"}]}
         return io.NodeOutput(VideoFromFile(str(saved.info.path)), ui=ui)

@@ -9,7 +9,9 @@ dropped when the refiner runs (24 frames), kept without it (25 frames, as a Stag
 chunk of 3 latents is 24 frames. What is held between chunks is bounded by the windows (Stage-1 softmax window +
 recurrent state, refiner sink + history K/V, decoder conv tails), not by the clip length; the only clip-sized
 tensor is Stage 1's initial noise, drawn once as the other samplers draw it (1/8 of one chunk's pixels per
-latent frame). The stages run one after another on every device (no CUDA-stream overlap yet).
+latent frame). The schedule is `streaming_pipeline`'s: on one CUDA device Stage 1 computes chunk k+1 on its own
+stream while chunk k is refined, decoded and written (threads + CUDA streams and events); elsewhere the stages run
+one after another (or in worker threads when asked); the bits are the same.
 
 Every input is checked by `plan_stream_video` before any network runs.
 """
@@ -26,6 +28,8 @@ from .runtime.host import Host, host_or_null
 from .sampling.conditioning import Stage1Conditioning
 from .sampling.self_forcing import (DEFAULT_CACHED_BLOCKS, DEFAULT_FRAMES_PER_BLOCK, DEFAULT_SIGMAS, StreamPlan,
                                     check_stream_model, plan_streaming, snap_stream_conditioning, stream_stage1)
+from .sampling.stage1 import model_dtype_device
+from .streaming_pipeline import ChunkPipeline, Stage, pipeline_mode
 from .vae import CausalStreamDecoder, LTX2Vae, to_uint8_frames
 
 __all__ = ["CancelOnly", "StreamVideoPlan", "StreamChunk", "plan_stream_video", "stream_video"]
@@ -147,41 +151,65 @@ def plan_stream_video(transformer: Any, cond: Stage1Conditioning, vae: LTX2Vae, 
 
 def stream_video(transformer: Any, plan: StreamVideoPlan, vae: LTX2Vae, refiner: Any = None, *, seed: int = 42,
                  refiner_prompt: str = "", refiner_seed: int = 42, refiner_settings: Any = None,
-                 host: Optional[Host] = None) -> Iterator[StreamChunk]:
+                 host: Optional[Host] = None, overlap: Optional[bool] = None,
+                 trace: Optional[list] = None) -> Iterator[StreamChunk]:
     """The chunks of a planned clip, in order (a generator: nothing runs before the first `next`). `host`: cancel
-    is checked inside Stage 1 (per DiT block) and between the stages, so it lands within one chunk; progress is
-    `host.progress(k, chunks, preview)` after chunk k with its last frame as the preview. `refiner_prompt`: the
-    refiner's text (empty = the Stage-1 prompt)."""
+    is checked inside Stage 1 (per DiT block), before each refine and decode, and before each chunk is handed
+    out, so it lands within one chunk and no chunk comes out after it; progress is `host.progress(k, chunks,
+    preview)` after chunk k with its last frame as the preview. `refiner_prompt`: the refiner's text (empty =
+    the Stage-1 prompt). `overlap`: the stages' schedule (`streaming_pipeline.pipeline_mode`: None = overlapped
+    on CUDA, sequential elsewhere; True forces worker threads on CPU); same bits either way. `trace`: a list
+    that receives the stages' `StageSpan`s."""
     transformer = getattr(transformer, "transformer", transformer)
     if (refiner is None) != (not plan.refine):
         raise ValueError("refiner: pass the refiner the plan was made with (plan_stream_video)")
     host = host_or_null(host)
     p = plan.stage1
     text = plan.refiner_text(refiner_prompt) if refiner is not None else ""
+    pipeline = _pipeline(transformer, vae, refiner, overlap, trace)
     blocks = stream_stage1(transformer, plan.cond, sigmas=[float(s) for s in p.flow.sigmas[:-1]],
                            frames_per_block=p.frames_per_block, cached_blocks=p.cached_blocks, sink=p.sink,
-                           seed=int(seed), hooks=CancelOnly(host))
-    return _run(blocks, plan, vae, refiner, text, int(refiner_seed), refiner_settings, host)
+                           seed=int(seed), hooks=CancelOnly(pipeline.guard(host)))
+    return _run(pipeline, blocks, plan, vae, refiner, text, int(refiner_seed), refiner_settings, host)
+
+
+def _pipeline(transformer, vae: LTX2Vae, refiner, overlap: Optional[bool], trace) -> ChunkPipeline:
+    """The schedule for these stages' devices (overlapped on one CUDA device; see `pipeline_mode`)."""
+    first = model_dtype_device(transformer)[1] if isinstance(transformer, torch.nn.Module) else torch.device("cpu")
+    others = [vae.device] + ([refiner.device] if refiner is not None and hasattr(refiner, "device") else [])
+    mode = pipeline_mode(first, others, overlap)
+    return ChunkPipeline(mode, device=first if mode == "cuda" else None, trace=trace)
 
 
 @torch.no_grad()
-def _run(blocks, plan: StreamVideoPlan, vae: LTX2Vae, refiner, text: str, refiner_seed: int, settings,
-         host: Host) -> Iterator[StreamChunk]:
+def _run(pipeline: ChunkPipeline, blocks, plan: StreamVideoPlan, vae: LTX2Vae, refiner, text: str,
+         refiner_seed: int, settings, host: Host) -> Iterator[StreamChunk]:
     decoder = CausalStreamDecoder(vae, drop_sink=plan.refine)
     with contextlib.ExitStack() as stack:
-        rs = None
-        for k, (s, e, x) in enumerate(blocks):
-            z = x
-            if refiner is not None:
-                if rs is None:
-                    from .refiner import RefineSettings
+        held: dict[str, Any] = {}       # the refiner stream, opened on block 0 (in the refine stage's thread)
 
-                    rs = stack.enter_context(refiner.stream(x[:, :, :1], text, seed=refiner_seed, fps=plan.cond.fps,
-                                                            settings=settings or RefineSettings()))
-                host.check_interrupt()
-                body = rs.refine(x[:, :, rs.next_start - s:])
-                z = body if k else torch.cat([x[:, :, :1].to(device=body.device, dtype=body.dtype), body], dim=2)
+        def refine(item):
+            k, (s, e, x) = item
+            host.check_interrupt()
+            if "rs" not in held:
+                from .refiner import RefineSettings
+
+                held["rs"] = stack.enter_context(refiner.stream(
+                    x[:, :, :1], text, seed=refiner_seed, fps=plan.cond.fps, settings=settings or RefineSettings()))
+            rs = held["rs"]
+            body = rs.refine(x[:, :, rs.next_start - s:])
+            z = body if k else torch.cat([x[:, :, :1].to(device=body.device, dtype=body.dtype), body], dim=2)
+            return k, (s, e, z)
+
+        def decode(item):
+            k, (s, e, z) = item
             host.check_interrupt()
             frames = to_uint8_frames(decoder.decode(z.to(device=vae.device, dtype=vae.dtype)))
-            yield StreamChunk(index=k, start=s, end=e, latents=z, frames=frames)
-            host.progress(k + 1, plan.chunks, lambda f=frames: f[-1])
+            return StreamChunk(index=k, start=s, end=e, latents=z, frames=frames)
+
+        stages = ([Stage("refine", refine)] if refiner is not None else []) + [Stage("decode", decode)]
+        with contextlib.closing(pipeline.run(enumerate(blocks), stages)) as chunks:   # joined before the refiner
+            for chunk in chunks:                                                        # stream is closed
+                host.check_interrupt()  # overlapped: later chunks may be done already; none comes out after a cancel
+                yield chunk
+                host.progress(chunk.index + 1, plan.chunks, lambda f=chunk.frames: f[-1])

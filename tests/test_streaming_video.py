@@ -4,6 +4,8 @@ one causal decode), the frame counts and poses line up, the state between chunks
 inside the chunk, and `save_stream_clip` keeps a playable partial file when the chunks stop early."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -22,16 +24,9 @@ H, W, TXT = C.TINY_HEIGHT // 32, C.TINY_WIDTH // 32, 6
 
 @pytest.fixture(scope="module")
 def bundle(tiny_models):
-    from sana_wm_core.model import load_transformer, read_release
-    from sana_wm_core.refiner import RefinerOptions, SanaWMRefiner, locate_refiner
-    from sana_wm_core.weights.torch_pt import as_safetensors
+    from sana_wm_core.testing.tiny_streaming import load_streaming_bundle
 
-    root = tiny_models / C.STREAMING_REPO_DIR
-    info = read_release(root)
-    dit = load_transformer(as_safetensors(info.dit_path), dtype=torch.float32, overrides=info.model_overrides)
-    vae = LTX2Vae.from_folder(root, dtype=torch.float32, device="cpu")
-    refiner = SanaWMRefiner(locate_refiner(root), "cpu", RefinerOptions(dtype=torch.float32, keep_loaded=True))
-    return dit, vae, refiner
+    return load_streaming_bundle(tiny_models)
 
 
 def make_cond(dit, frames: int, seed: int = 0) -> Stage1Conditioning:
@@ -125,7 +120,9 @@ def test_bad_inputs_are_refused_by_the_plan(bundle, tiny_models):
     assert plan.cond.num_frames == 49 and "using 49 frames instead of 60" in plan.note
 
 
-def test_cancel_lands_inside_the_chunk_and_the_partial_file_plays(bundle, tmp_path):
+@pytest.mark.parametrize("overlap", [False, True], ids=["sequential", "overlapped"])
+def test_cancel_lands_inside_the_chunk_and_the_partial_file_plays(bundle, tmp_path, overlap):
+    """Overlapped, chunk 2 may already be made when the cancel comes: it is not handed out, the file is the same."""
     dit, vae, refiner = bundle
     plan = plan_stream_video(dit, make_cond(dit, 97), vae, refiner)                   # 4 chunks
     done = []
@@ -133,9 +130,11 @@ def test_cancel_lands_inside_the_chunk_and_the_partial_file_plays(bundle, tmp_pa
     final, partial = tmp_path / "clip_00001_.mp4", tmp_path / "clip_00001_partial.mp4"
     seen = []
     with pytest.raises(Interrupted):
-        save_stream_clip((c.frames for c in stream_video(dit, plan, vae, refiner, host=host)), final, partial,
-                         fps=16, video_c2w=plan.video_c2w, extra={"chunks": plan.chunks}, on_partial=seen.append)
+        save_stream_clip((c.frames for c in stream_video(dit, plan, vae, refiner, host=host, overlap=overlap)),
+                         final, partial, fps=16, video_c2w=plan.video_c2w, extra={"chunks": plan.chunks},
+                         on_partial=seen.append)
     assert done == [1, 2] and not final.exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("sana-wm-stream-")]      # workers joined
     assert probe_mp4(partial)["frames"] == 48 and seen[0].info.frames == 48 and seen[0].partial
     import json
 

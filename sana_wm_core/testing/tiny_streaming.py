@@ -64,3 +64,23 @@ def write_streaming_layout(parts: Any, root: Path, chi_prompt: list[str]) -> Non
     connectors.save_pretrained(str(root / "refiner_diffusers" / "connectors"))
     parts.gemma3.save_pretrained(str(root / "gemma3_12b"))
     write_tokenizer(root / "gemma3_12b")
+
+
+def load_streaming_bundle(models_dir: Path, device: str = "cpu") -> tuple[Any, Any, Any]:
+    """(streaming DiT, causal `LTX2Vae`, `SanaWMRefiner` kept loaded) of the tiny bundle under the ComfyUI
+    `models/` folder `models_dir` (`tiny.build_all`), in float32 on `device`: what the streaming tests and
+    benchmark run."""
+    import torch
+
+    from ..model import load_transformer, read_release
+    from ..refiner import RefinerOptions, SanaWMRefiner, locate_refiner
+    from ..vae import LTX2Vae
+    from ..weights.torch_pt import as_safetensors
+
+    root = Path(models_dir) / C.STREAMING_REPO_DIR
+    info = read_release(root)
+    dit = load_transformer(as_safetensors(info.dit_path), dtype=torch.float32, overrides=info.model_overrides)
+    vae = LTX2Vae.from_folder(root, dtype=torch.float32, device=device)
+    vae.to_device()
+    refiner = SanaWMRefiner(locate_refiner(root), device, RefinerOptions(dtype=torch.float32, keep_loaded=True))
+    return dit.to(device), vae, refiner
