@@ -23,10 +23,14 @@ FLOOR_OPS = {
     aten.baddbmm.default: "GEMM", aten.mm.out: "GEMM", aten.addmm.out: "GEMM", aten.bmm.out: "GEMM",
     aten._scaled_dot_product_flash_attention_for_cpu.default: "attention",
 }
+if hasattr(torch.ops.mkldnn, "_linear_pointwise"):  # the oneDNN linear (sana_wm_core/model/kernels/linear.py)
+    FLOOR_OPS[torch.ops.mkldnn._linear_pointwise.default] = "GEMM"
 
 
 def _layout(a):
     """Hashable description of one argument: tensors by shape / stride / dtype, other values as they are."""
+    if isinstance(a, torch.Tensor) and a.is_mkldnn:  # a weight packed for oneDNN
+        return ("P", tuple(a.shape), a.dtype)
     if isinstance(a, torch.Tensor):
         return ("T", tuple(a.shape), tuple(a.stride()), a.dtype)
     if isinstance(a, (list, tuple)):
@@ -34,16 +38,25 @@ def _layout(a):
     return a
 
 
-def _rebuild(d):
-    """A random tensor (or plain value) with the recorded layout."""
+def _rebuild(d, rows: int = 1024):
+    """A random tensor (or plain value) with the recorded layout; packed weights packed for `rows` rows."""
+    if isinstance(d, tuple) and d and d[0] == "P":
+        return torch.ops.mkldnn._reorder_linear_weight(torch.randn(d[1]).to(d[2]), rows)
     if isinstance(d, tuple) and d and d[0] == "T":
         _, shape, stride, dtype = d
         size = 1 + sum((s - 1) * st for s, st in zip(shape, stride)) if all(shape) else 0
         base = torch.randn(max(size, 1)).to(dtype)
         return base.as_strided(shape, stride)
     if isinstance(d, tuple):
-        return tuple(_rebuild(x) for x in d)
+        return tuple(_rebuild(x, rows) for x in d)
     return d
+
+
+def _numel(shape: tuple) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
 
 
 class _Recorder(TorchDispatchMode):
@@ -66,7 +79,9 @@ def kernel_floor_ms(forward: Callable[[], object], repeats: int = 3) -> dict:
     out = {"GEMM": 0.0, "attention": 0.0}
     with torch.no_grad():
         for (func, args, kwargs), count in rec.calls.items():
-            a, kw = _rebuild(args), {k: _rebuild(v) for k, v in kwargs}
+            first = args[0] if args and isinstance(args[0], tuple) and args[0][:1] == ("T",) else None
+            rows = max(1, _numel(first[1]) // first[1][-1]) if first and first[1] else 1024
+            a, kw = _rebuild(args, rows), {k: _rebuild(v, rows) for k, v in kwargs}
             func(*a, **kw)  # warm-up
             best = float("inf")
             for _ in range(repeats):

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .kernels.linear import linear
 from .ops import TorchOps, init_uniform_, layer_class, weight_user
 
 FFN_CHUNK_ELEMENTS = 1 << 28  # cap on elements of one 2*ffn_hidden-wide intermediate
@@ -79,7 +80,7 @@ class GLUMBConvTemp(nn.Module):
     def _spatial(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """(B, f, S, C) -> (B, f, S, C): 1x1 expand + SiLU, depthwise 3x3, GLU, 1x1 project, per frame."""
         B, f, S, C = x.shape
-        u = F.silu(self.inverted_conv.conv.matmul(x), inplace=True)
+        u = self.inverted_conv.conv.matmul(x, activation="silu")
         ch = u.shape[-1]
         u = u.view(B * f, h, w, ch).permute(0, 3, 1, 2)  # channels-last view
         u = self.depth_conv.conv.run_with_weight(u, self._depthwise).permute(0, 2, 3, 1)
@@ -110,7 +111,7 @@ class GLUMBConvTemp(nn.Module):
             wt = wt * scale.to(device=p.device, dtype=p.dtype)
         wt = wt[..., 0]  # (C_out, C_in, K)
         K = wt.shape[-1]
-        taps = F.linear(p, wt.permute(2, 0, 1).reshape(K * C, C)).view(B, f, N // f, K, C)
+        taps = linear(p, wt.permute(2, 0, 1).reshape(K * C, C)).view(B, f, N // f, K, C)
         c = K // 2
         out = taps[:, :, :, c]  # accumulate the other taps into the centre tap's slot, in place
         out += p.view(B, f, N // f, C)  # the residual: out = p + t_conv(p)

@@ -136,12 +136,11 @@ class _WeightUser:
         finally:
             self._sana_fn = None
 
-    def matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """x (..., in * prod(kernel)) @ W^T + b: a conv whose kernel covers its whole input, as one matmul."""
-        return self.run_with_weight(x, self._matmul)
-
-    def _matmul(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-        return linear(x, weight, bias, getattr(self, "weight_scale", None))
+    def matmul(self, x: torch.Tensor, activation: Optional[str] = None) -> torch.Tensor:
+        """act(x (..., in * prod(kernel)) @ W^T + b): a conv whose kernel covers its whole input, as one matmul
+        (activation: None or 'silu', fused into the product where the kernel can, see kernels/linear.py)."""
+        scale = getattr(self, "weight_scale", None)
+        return self.run_with_weight(x, lambda x, w, b: linear(x, w, b, scale, activation))
 
 
 class _MatmulUser(_WeightUser):
