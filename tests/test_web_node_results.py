@@ -69,8 +69,23 @@ def _history(url: str) -> dict:
         return json.load(r)
 
 
+def _free_node_cache(url: str) -> None:
+    """Empties the server's node-output cache (POST /free), so that the next prompt runs every node.
+
+    Why: ComfyUI sends no `executed` message, hence no `ui` result, for a non-output node whose output it
+    took from its cache (Estimate Intrinsics, Camera Preview): the node would show nothing after the run.
+    The browser-test modes share servers and the shipped workflows share nodes, so a run may find them
+    cached. The worker empties its cache as soon as it sees the flag, before it takes the next prompt."""
+    req = urllib.request.Request(url + "/free", data=json.dumps({"free_memory": True}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=30).read()
+
+
 def _queue_from_page(drv, url: str, timeout: float = 300.0) -> tuple[str, dict]:
-    """Queues the page's graph with the frontend's own app.queuePrompt and waits for its /history entry."""
+    """Queues the page's graph with the frontend's own app.queuePrompt, on an empty node cache (every node
+    runs and sends its `ui`), and waits for its /history entry."""
+    _free_node_cache(url)
+    time.sleep(0.5)   # the worker wakes on the flag at once; leave it time to empty the cache first
     before = set(_history(url))
     queued = drv.execute_async_script("""
       const done = arguments[arguments.length - 1];

@@ -20,6 +20,8 @@ from workflows.ui_values import apply_api_inputs
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 REPO = Path(__file__).resolve().parents[1]
 CAMERA_TYPES = ("SanaWMCameraFromActions", "SanaWMLoadCamera")
+# Nodes whose `ui` result (intrinsics text, camera drawing) takes room on the node after a run.
+RESULT_TYPES = ("SanaWMEstimateIntrinsics", "SanaWMCameraPreview")
 
 # Every node's box on the screen (title bar included): the DOM element under Nodes 2.0, else the canvas node.
 BOXES = """
@@ -121,6 +123,9 @@ def test_shipped_workflow_has_room_before_and_after_a_run(page, web_server, arti
 
     _, entry = _queue_from_page(drv, web_server.url, timeout=600)
     assert entry["status"]["status_str"] == "success", _error_of(entry)
+    shown = {str(n["id"]) for n in ui["nodes"] if n["type"] in RESULT_TYPES}
+    assert shown <= set(entry["outputs"]), (   # else the "after" boxes would lack the results they must fit
+        f"result nodes {sorted(shown - set(entry['outputs']))} did not run (served from the cache?)")
     time.sleep(3)   # previews, the intrinsics text and the video element settle on their nodes
     after = _boxes(drv)
     drv.save_screenshot(str(artifacts / f"layout_{name}_{mode}_2_after_run.png"))
