@@ -208,8 +208,10 @@ class SanaWMCameraPreview(io.ComfyNode):
             display_name="SANA-WM Camera Preview",
             category=CATEGORY,
             description=("Draws the camera path from above and from the side, with a frustum every N frames, and "
-                         "passes the path on: wire its camera output onward so the drawing is made (and shown) in "
-                         "every run."),
+                         "passes the path on: wire its camera output onward so the drawing is part of the run. "
+                         "ComfyUI re-runs it only when the path changes; an unchanged path keeps the drawing shown "
+                         "by the last run in this page (after reopening a workflow, change the path or free ComfyUI's "
+                         "node cache to draw it again)."),
             inputs=[
                 Camera.Input("camera", tooltip="The camera path to draw."),
                 io.Int.Input("every_n", default=8, min=1, max=1000, tooltip=(
