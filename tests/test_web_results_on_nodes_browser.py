@@ -8,18 +8,14 @@ the node grown to draw it. Screenshots go to artifacts.
 """
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-from browser import open_comfy
 from test_web_node_results import _error_of, _queue_from_page
-from test_workflow_layout_browser import _tiny_ui
+from test_workflow_layout_browser import _tiny_ui, page  # noqa: F401 - `page`: the layout test's page fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = "sana_wm_actions"
 ESTIMATE = "SanaWMEstimateIntrinsics"
 PREVIEW = "SanaWMCameraPreview"
@@ -83,15 +79,6 @@ def _until_shown(drv, script: str, *args, timeout: float = 20.0) -> dict:
         if state["ok"] or time.time() > deadline:
             return state
         time.sleep(0.25)
-
-
-@pytest.fixture(scope="module")
-def page(browser, web_server):
-    for asset in (REPO / "workflows" / "assets").iterdir():
-        shutil.copyfile(asset, web_server.base / "input" / asset.name)
-    open_comfy(browser, web_server.url)
-    yield browser
-    browser.execute_script("app.clean(); localStorage.clear(); sessionStorage.clear();")
 
 
 def test_intrinsics_text_and_camera_drawing_are_visible_on_their_nodes(page, web_server, artifacts):
