@@ -96,6 +96,8 @@ def test_smoke_run_prints_and_writes_one_table_with_every_section(smoke):
     assert "s/chunk" in by[("refiner", "refiner s/chunk at full width")]["figure"]
     stream = by[("streaming", "streaming s per 1.5 s chunk / real-time factor")]
     assert stream["status"] == "ok" and "s/block" in stream["figure"] and "real-time factor" in stream["figure"]
+    overlap = by[("streaming", "streaming stages overlapped == sequential")]
+    assert overlap["status"] == "ok" and "bits identical" in overlap["figure"], overlap
 
 
 def test_missing_wheel_is_installed_into_a_temporary_target_every_section_imports(smoke):
