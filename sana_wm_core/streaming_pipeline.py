@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import os
 import queue
 import threading
 import time
@@ -56,12 +57,27 @@ class StageSpan:
     end: float
 
 
+OVERLAP_ENV = "SANA_WM_STREAM_OVERLAP"  # auto (default) / on / off: the default of `overlap=None`
+_OVERLAP_VALUES = {"auto": None, "on": True, "1": True, "off": False, "0": False}
+
+
+def overlap_from_env() -> Optional[bool]:
+    """`SANA_WM_STREAM_OVERLAP` as an `overlap` value: the escape hatch for a GPU where the overlapped stages'
+    extra working memory does not fit (off), or to force worker threads on a CPU (on)."""
+    raw = os.environ.get(OVERLAP_ENV, "auto").strip().lower()
+    if raw not in _OVERLAP_VALUES:
+        raise ValueError(f"{OVERLAP_ENV}={raw!r}: use auto, on or off")
+    return _OVERLAP_VALUES[raw]
+
+
 def pipeline_mode(stage1_device: torch.device, other_devices: Iterable[torch.device] = (),
                   overlap: Optional[bool] = None) -> str:
-    """The one place the schedule is decided. `overlap` None (auto): "cuda" when Stage 1 runs on CUDA and no stage
-    uses another CUDA device, else "sequential" (CPU stages compete for the same cores, so overlap buys little).
-    True: "cuda" under the same condition, else "threads" (worker threads without streams: testable on CPU).
-    False: "sequential"."""
+    """The one place the schedule is decided. `overlap` None: the `SANA_WM_STREAM_OVERLAP` setting, auto by
+    default: "cuda" when Stage 1 runs on CUDA and no stage uses another CUDA device, else "sequential" (CPU
+    stages compete for the same cores, so overlap buys little). True: "cuda" under the same condition, else
+    "threads" (worker threads without streams: testable on CPU). False: "sequential"."""
+    if overlap is None:
+        overlap = overlap_from_env()
     if overlap is False:
         return "sequential"
     first = torch.device(stage1_device)

@@ -155,3 +155,16 @@ def test_on_cuda_the_streams_schedule_gives_the_sequential_bits(tiny_models):
         np.testing.assert_array_equal(a.frames, b.frames)
     source, decode = _spans(trace, "source"), _spans(trace, "decode")
     assert any(source[k + 1].start < decode[k].end for k in range(plan.chunks - 1)), trace
+
+
+def test_the_environment_sets_the_default_schedule(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("SANA_WM_STREAM_OVERLAP", "on")
+    assert pipeline_mode(cpu, [cpu]) == "threads"
+    assert pipeline_mode(cpu, [cpu], overlap=False) == "sequential"     # an explicit choice wins
+    monkeypatch.setenv("SANA_WM_STREAM_OVERLAP", "off")
+    assert pipeline_mode(cpu, [cpu]) == "sequential"
+    assert pipeline_mode(torch.device("cuda", 0), [torch.device("cuda", 0)]) == "sequential"
+    monkeypatch.setenv("SANA_WM_STREAM_OVERLAP", "sometimes")
+    with pytest.raises(ValueError, match="SANA_WM_STREAM_OVERLAP='sometimes': use auto, on or off"):
+        pipeline_mode(cpu, [cpu])
