@@ -27,36 +27,30 @@ if hasattr(torch.ops.mkldnn, "_linear_pointwise"):  # the oneDNN linear (sana_wm
     FLOOR_OPS[torch.ops.mkldnn._linear_pointwise.default] = "GEMM"
 
 
-def _layout(a):
-    """Hashable description of one argument: tensors by shape / stride / dtype, other values as they are."""
-    if isinstance(a, torch.Tensor) and a.is_mkldnn:  # a weight packed for oneDNN
-        return ("P", tuple(a.shape), a.dtype)
+def _layout(a, rows: int):
+    """Hashable description of one argument: tensors by shape / stride / dtype, a weight packed for oneDNN by
+    shape / dtype and the rows of the product it was packed for; other values as they are."""
+    if isinstance(a, torch.Tensor) and a.is_mkldnn:
+        return ("P", tuple(a.shape), a.dtype, rows)
     if isinstance(a, torch.Tensor):
         return ("T", tuple(a.shape), tuple(a.stride()), a.dtype)
     if isinstance(a, (list, tuple)):
-        return tuple(_layout(x) for x in a)
+        return tuple(_layout(x, rows) for x in a)
     return a
 
 
-def _rebuild(d, rows: int = 1024):
-    """A random tensor (or plain value) with the recorded layout; packed weights packed for `rows` rows."""
+def _rebuild(d):
+    """A random tensor (or plain value) with the recorded layout."""
     if isinstance(d, tuple) and d and d[0] == "P":
-        return torch.ops.mkldnn._reorder_linear_weight(torch.randn(d[1]).to(d[2]), rows)
+        return torch.ops.mkldnn._reorder_linear_weight(torch.randn(d[1]).to(d[2]), d[3])
     if isinstance(d, tuple) and d and d[0] == "T":
         _, shape, stride, dtype = d
         size = 1 + sum((s - 1) * st for s, st in zip(shape, stride)) if all(shape) else 0
         base = torch.randn(max(size, 1)).to(dtype)
         return base.as_strided(shape, stride)
     if isinstance(d, tuple):
-        return tuple(_rebuild(x, rows) for x in d)
+        return tuple(_rebuild(x) for x in d)
     return d
-
-
-def _numel(shape: tuple) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 class _Recorder(TorchDispatchMode):
@@ -67,7 +61,10 @@ class _Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in FLOOR_OPS:
-            self.calls[(func, _layout(args), tuple(sorted((k, _layout(v)) for k, v in kwargs.items())))] += 1
+            x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+            rows = x.numel() // x.shape[-1] if x is not None and x.dim() and x.shape[-1] else 1
+            self.calls[(func, _layout(args, rows),
+                        tuple(sorted((k, _layout(v, rows)) for k, v in kwargs.items())))] += 1
         return func(*args, **kwargs)
 
 
@@ -79,9 +76,7 @@ def kernel_floor_ms(forward: Callable[[], object], repeats: int = 3) -> dict:
     out = {"GEMM": 0.0, "attention": 0.0}
     with torch.no_grad():
         for (func, args, kwargs), count in rec.calls.items():
-            first = args[0] if args and isinstance(args[0], tuple) and args[0][:1] == ("T",) else None
-            rows = max(1, _numel(first[1]) // first[1][-1]) if first and first[1] else 1024
-            a, kw = _rebuild(args, rows), {k: _rebuild(v, rows) for k, v in kwargs}
+            a, kw = _rebuild(args), {k: _rebuild(v) for k, v in kwargs}
             func(*a, **kw)  # warm-up
             best = float("inf")
             for _ in range(repeats):

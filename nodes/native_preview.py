@@ -12,6 +12,7 @@ One home for the map: the fit; nothing here holds numbers of its own.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Optional
 
@@ -24,6 +25,7 @@ PREVIEW_KEY = "sanawm_preview_proj"
 RGB_PASS_THROUGH = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
 
 
+@functools.lru_cache(maxsize=1)
 def reshape_hook_supported() -> bool:
     """True when ComfyUI's Latent2RGB previewer applies `latent_rgb_factors_reshape` (0.3.75 and current do;
     older releases did not, and 3-channel factors on the 128-channel latent would fail every step there)."""

@@ -495,48 +495,33 @@ def section_streaming(smoke: bool, device: torch.device) -> None:
 def _overlap_check(smoke: bool, device: torch.device):
     """Stream to Video's three stages on the tiny streaming bundle, overlapped (CUDA streams on a GPU, worker
     threads in smoke mode) vs one after another: the same bits, and Stage 1 of chunk k+1 started before the
-    decode of chunk k ended (`sana_wm_core.streaming_pipeline`)."""
+    decode of chunk k ended (`sana_wm_core.streaming_pipeline`; the timing is `bench_stream_overlap.py`)."""
     import tempfile
 
-    from sana_wm_core.testing.tiny import build_all
-    from sana_wm_core.testing.tiny_streaming import load_streaming_bundle
-
-    with tempfile.TemporaryDirectory() as models:   # the refiner reads its files when it first runs
-        build_all(Path(models))
-        return _overlap_run(*load_streaming_bundle(Path(models), device.type), device)
-
-
-def _overlap_run(dit, vae, refiner, device: torch.device):
-    from sana_wm_core.sampling import Stage1Conditioning
+    from bench_args import conditioning
+    from bench_stream_overlap import load_bundle
     from sana_wm_core.streaming import plan_stream_video, stream_video
     from sana_wm_core.testing import tiny_config as C
 
-    from dit_oracle import camera_conditions
-
-    frames, h, w, txt = 97, C.TINY_HEIGHT // 32, C.TINY_WIDTH // 32, 6
-    L = (frames - 1) // 8 + 1
-    g = torch.Generator().manual_seed(0)
-    c2w = torch.eye(4).repeat(frames, 1, 1).numpy()
-    cond = Stage1Conditioning(
-        prompt_embeds=torch.randn(1, 1, txt, int(dit.config.caption_channels), generator=g),
-        prompt_mask=torch.ones(1, txt, dtype=torch.long), negative_embeds=None, negative_mask=None,
-        image_latent=torch.randn(1, C.LATENT_CHANNELS, 1, h, w, generator=g),
-        raymap=camera_conditions(1, L, h, w)[0], chunk_plucker=torch.randn(48, L, h, w, generator=g),
-        num_frames=frames, height=32 * h, width=32 * w, c2w=c2w, prompt="a road")
-    plan = plan_stream_video(dit, cond, vae, refiner)
-    trace: list = []
-    seq = list(stream_video(dit, plan, vae, refiner, seed=5, overlap=False))
-    ovl = list(stream_video(dit, plan, vae, refiner, seed=5, overlap=None if device.type == "cuda" else True,
-                            trace=trace))
+    with tempfile.TemporaryDirectory() as models:   # the refiner reads its files when it first runs
+        dit, vae, refiner = load_bundle(Path(models), device)
+        cond = conditioning(13, C.TINY_HEIGHT // 32, C.TINY_WIDTH // 32, C.LATENT_CHANNELS,
+                            int(dit.config.caption_channels))
+        plan = plan_stream_video(dit, cond, vae, refiner)
+        trace: list = []
+        run = dict(seed=5, refiner_prompt="a road")
+        seq = list(stream_video(dit, plan, vae, refiner, overlap=False, **run))
+        ovl = list(stream_video(dit, plan, vae, refiner, overlap=None if device.type == "cuda" else True,
+                                trace=trace, **run))
     same = len(seq) == len(ovl) and all(torch.equal(a.latents, b.latents) and (a.frames == b.frames).all()
                                         for a, b in zip(seq, ovl))
     source = {t.index: t for t in trace if t.stage == "source"}
     decode = {t.index: t for t in trace if t.stage == "decode"}
-    overlapped = sum(source[k + 1].start < decode[k].end for k in range(len(ovl) - 1) if k + 1 in source)
+    ahead = sum(source[k + 1].start < decode[k].end for k in range(len(ovl) - 1) if k + 1 in source)
     mode = "CUDA streams" if device.type == "cuda" else "threads (smoke)"
-    ok = same and overlapped > 0
-    return ("ok" if ok else "failed", f"{len(ovl)} chunks, {mode}: bits {'identical' if same else 'DIFFER'}, "
-            f"Stage 1 ahead of decode at {overlapped} of {len(ovl) - 1} hand-offs")
+    return ("ok" if same and ahead > 0 else "failed",
+            f"{len(ovl)} chunks, {mode}: bits {'identical' if same else 'DIFFER'}, "
+            f"Stage 1 ahead of decode at {ahead} of {len(ovl) - 1} hand-offs")
 
 
 SECTIONS = {
