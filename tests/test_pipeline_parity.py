@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import test_sampling_support as tiny
+from dit_oracle import reference_defaults
 from sana_wm_core.camera import CameraPath, Intrinsics, action_string_to_c2w
 from sana_wm_core.model import read_release
 from sana_wm_core.sampling import build_stage1_conditioning, sample_stage1
@@ -35,13 +36,16 @@ def ours(tiny_models):
 
 @pytest.fixture(scope="module")
 def oracle(tiny_models):
+    """diffusers' SanaWMPipeline on the tiny release, under PyTorch's default attention settings
+    (`dit_oracle.reference_defaults`): (pipeline, its output)."""
     from diffusers.pipelines.sana_wm.pipeline_sana_wm import SanaWMPipeline
 
     pipe = SanaWMPipeline.from_pretrained(str(tiny_models / "sana_wm" / "SANA-WM_bidirectional-diffusers"))
     pipe.set_progress_bar_config(disable=True)
-    out = pipe(image=tiny.image(), prompt=tiny.PROMPT, action=ACTION, intrinsics=tiny.INTRINSICS, height=96,
-               width=128, num_frames=17, num_inference_steps=STEPS, guidance_scale=5.0,
-               generator=torch.Generator().manual_seed(SEED), output_type="np")
+    with reference_defaults():
+        out = pipe(image=tiny.image(), prompt=tiny.PROMPT, action=ACTION, intrinsics=tiny.INTRINSICS, height=96,
+                   width=128, num_frames=17, num_inference_steps=STEPS, guidance_scale=5.0,
+                   generator=torch.Generator().manual_seed(SEED), output_type="np")
     return pipe, out
 
 

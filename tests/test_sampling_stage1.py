@@ -6,10 +6,18 @@ import pytest
 import torch
 
 import test_sampling_support as tiny
+from dit_oracle import reference_defaults
 from sana_wm_core.sampling import SamplingInterrupted, Stage1Conditioning, flow_schedule, sample_stage1
 
 KW = dict(prompt=tiny.PROMPT, action="w-8,jw-4,iw-4", intrinsics=tiny.INTRINSICS, height=96, width=128,
           num_frames=17, num_inference_steps=4, guidance_scale=5.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _reference_flags():
+    """Both sides here run the reference's own transformer: under PyTorch's defaults, set before the oracle."""
+    with reference_defaults():
+        yield
 
 
 @pytest.fixture(scope="module")
