@@ -10,10 +10,11 @@ Quirks copied on purpose (diffusers 0.42.1 = the oracle):
 - chunk-causal softmax: a query attends to keys of its own and earlier chunks (a key prefix per chunk).
 
 Every SDPA call here passes heads-major tensors with unit last-dim stride, a layout PyTorch's fused kernels
-take (flash, memory-efficient), so the math kernel does not run. That matters because the math kernel's bf16/fp16 reduction precision
-follows `torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp`, which importing ComfyUI turns on for the
-whole process: our numbers are the same with it on or off (tests/test_dit_parity.py), and equal the
-reference's under PyTorch's default, where its math-kernel camera SDPA reduces in fp32 as reproduced above.
+(flash, memory-efficient) take, so the math kernel does not run. That matters because the math kernel's
+bf16/fp16 reduction precision follows `torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp`, which
+importing ComfyUI turns on for the whole process: our numbers are the same with it on or off
+(tests/test_dit_parity.py), and equal the reference's under PyTorch's default, where its math-kernel camera
+SDPA reduces in fp32 as reproduced above.
 """
 from __future__ import annotations
 
