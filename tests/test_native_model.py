@@ -2,8 +2,9 @@
 
 In-process against the real ComfyUI 0.3.75 sampling code (`comfy.sample`, `comfy.samplers`), CPU, fp32, the
 tiny release checkpoints. SamplerCustom's path (`comfy.sample.sample_custom` with the `euler` sampler and the
-release sigmas) must equal `sample_stage1` within 1e-5 relative; KSampler's path with stock schedulers runs
-and keeps the pinned first frame.
+release sigmas) must equal `sample_stage1` and diffusers' `SanaWMPipeline` (the oracle of
+tests/test_pipeline_parity.py, run under PyTorch's defaults) within 1e-5 relative; KSampler's path with stock
+schedulers runs and keeps the pinned first frame.
 """
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+import test_pipeline_parity as parity
 from pack_import import COMFY, REPO, import_pack_module
 from sana_wm_core.sampling import flow_schedule, sample_stage1
+from test_pipeline_parity import oracle  # noqa: F401  (a fixture: SanaWMPipeline on the same tiny release)
 from tiny_stage1 import tiny_release_stage1
-STEPS, SEED, CFG = 4, 0, 5.0
+
+STEPS, SEED, CFG = parity.STEPS, parity.SEED, 5.0
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +67,19 @@ def _core_inputs(comfy_core, stage1):
     return patcher, positive, negative, latent, noise
 
 
+def _sampler_custom(comfy_core, stage1, patcher=None) -> torch.Tensor:
+    """What SamplerCustom runs: `euler` over the release sigmas, the pack's seed and cfg."""
+    default, positive, negative, latent, noise = _core_inputs(comfy_core, stage1)
+    sigmas = flow_schedule(STEPS, stage1.shift).sigmas
+    return comfy_core.sample.sample_custom(patcher or default, noise, CFG, comfy_core.samplers.sampler_object("euler"),
+                                           sigmas, positive, negative, latent["samples"],
+                                           noise_mask=latent["noise_mask"], disable_pbar=True, seed=SEED)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
 def _assert_first_frame_is_the_image(out: torch.Tensor, stage1) -> None:
     """ComfyUI's sampler state at a pinned frame walks from the noise to the clean latent (the model only ever
     sees the clean latent there), so the last Euler step lands on it up to float rounding, not bit for bit."""
@@ -72,18 +89,23 @@ def _assert_first_frame_is_the_image(out: torch.Tensor, stage1) -> None:
 
 
 def test_sampler_custom_euler_with_release_sigmas_equals_pack_sampler(comfy_core, stage1):
-    patcher, positive, negative, latent, noise = _core_inputs(comfy_core, stage1)
-    sigmas = flow_schedule(STEPS, stage1.shift).sigmas
-    sampler = comfy_core.samplers.sampler_object("euler")
-    out = comfy_core.sample.sample_custom(patcher, noise, CFG, sampler, sigmas, positive, negative,
-                                          latent["samples"], noise_mask=latent["noise_mask"], disable_pbar=True,
-                                          seed=SEED)
-    ours = stage1.ours
-    rel = float((out - ours).abs().max() / ours.abs().max())
+    out, ours = _sampler_custom(comfy_core, stage1), stage1.ours
+    rel = _rel(out, ours)
     print(f"\nSamplerCustom(euler, release sigmas) vs sample_stage1: max relative diff {rel:.2e}")
     assert out.shape == ours.shape
-    assert rel < 1e-5
+    assert rel < 1e-5                      # measured 2.77e-6
     _assert_first_frame_is_the_image(out, stage1)
+
+
+def test_sampler_custom_euler_with_release_sigmas_equals_sana_wm_pipeline(comfy_core, stage1, oracle):
+    """Core SamplerCustom on the SANA-WM MODEL against diffusers 0.42.1's SanaWMPipeline itself (same tiny
+    weights, prompt, image, camera, seed and cfg), not by way of the pack's sampler."""
+    ref = oracle[1].latent
+    out = _sampler_custom(comfy_core, stage1)
+    rel = _rel(out, ref)
+    print(f"\nSamplerCustom(euler, release sigmas) vs SanaWMPipeline: max relative diff {rel:.2e}")
+    assert out.shape == ref.shape
+    assert rel < 1e-5                      # measured 3.8e-6
 
 
 @pytest.mark.parametrize("scheduler", ["simple", "normal", "beta"])
@@ -153,13 +175,9 @@ def test_block_offload_core_model_samples_like_the_whole_model(comfy_core, stage
     patcher = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, cpu, cpu, blocks_resident=1)
     assert isinstance(patcher, glue.BlockOffloadPatcher)
     assert isinstance(patcher.model, comfy_core.model.SanaWMBaseModel) and patcher.num_blocks == len(stage1.dit.blocks)
-    _, positive, negative, latent, noise = _core_inputs(comfy_core, stage1)
-    sigmas = flow_schedule(STEPS, stage1.shift).sigmas
-    out = comfy_core.sample.sample_custom(patcher, noise, CFG, comfy_core.samplers.sampler_object("euler"), sigmas,
-                                          positive, negative, latent["samples"], noise_mask=latent["noise_mask"],
-                                          disable_pbar=True, seed=SEED)
+    out = _sampler_custom(comfy_core, stage1, patcher)
     assert stage1.dit.offloader is not None and stage1.dit.offloader.resident == 1
-    rel = float((out - stage1.ours).abs().max() / stage1.ours.abs().max())
+    rel = _rel(out, stage1.ours)
     assert rel < 1e-5, rel
     comfy_core.mm.unload_all_models()
     assert stage1.dit.offloader is None

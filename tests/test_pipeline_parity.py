@@ -75,7 +75,7 @@ def test_stage1_latents_and_frames_match_pipeline(ours, oracle):
     rel = diff / float(ref.abs().max())
     print(f"\nstage-1 latents: max abs diff {diff:.2e} (relative {rel:.2e}); ours {t1 - t0:.2f}s incl. encode")
     assert lat.shape == ref.shape == (1, 16, 3, 3, 4)
-    assert rel < 1e-4
+    assert rel < 1e-5                     # measured 3.95e-6 (CPU, fp32)
     assert torch.equal(lat[:, :, :1], cond.image_latent)
     np.testing.assert_allclose(cond.c2w, out.c2w, atol=1e-6)
 

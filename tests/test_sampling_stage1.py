@@ -51,11 +51,11 @@ def test_latents_match_pipeline(oracle):
     assert ours.shape == ref.shape == (1, tiny.C_LAT, 3, 3, 4)
     rel = float((ours - ref).abs().max() / ref.abs().max())
     print(f"stage-1 latent parity: max abs diff {float((ours - ref).abs().max()):.2e}, relative {rel:.2e}")
-    assert rel < 1e-4
+    assert rel < 1e-5                           # measured 0: the same transformer on both sides
     assert torch.equal(ours[:, :, :1], cond.image_latent)            # frame 0 pinned bit-exactly
     assert [(i, n) for i, n, _ in seen] == [(0, 4), (1, 4), (2, 4), (3, 4)]
     for (_, _, x), r in zip(seen, ref_steps):
-        assert float((x - r).abs().max()) <= 1e-4 * float(r.abs().max())
+        assert float((x - r).abs().max()) <= 1e-5 * float(r.abs().max())
 
 
 def test_guidance_one_runs_single_batch(oracle):
@@ -70,7 +70,7 @@ def test_guidance_one_runs_single_batch(oracle):
     ref = tiny.pipeline()(image=tiny.image(), **dict(KW, num_inference_steps=2, guidance_scale=1.0),
                           generator=torch.Generator().manual_seed(1), output_type="latent").latent
     assert calls == [1, 1]
-    assert float((a - ref).abs().max()) <= 1e-4 * float(ref.abs().max())
+    assert float((a - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
 
 
 def test_interrupt_stops_within_a_step(oracle):
