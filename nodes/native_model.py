@@ -4,9 +4,9 @@ Core samplers (KSampler, SamplerCustom, SamplerCustomAdvanced) drive it like LTX
 - flow model sampling (`ModelType.FLOW`, CONST prediction) at the release's shift, `timestep = sigma * 1000`;
 - the prompt embedding is `c_crossattn`, its padding mask `attention_mask`, and the camera tensors travel in
   the conditioning as `sanawm_raymap` (1,L,20) and `sanawm_plucker` (1,48,L,h,w) (`extra_conds`);
-- the image-pinned first latent frame is the LATENT's `noise_mask` (0 = pinned): pinned frames get timestep
-  0 (`process_timestep`) and are never re-noised (`scale_latent_inpaint` returns the clean latent), exactly
-  what the pack's `flow_euler_ltx` sampler and diffusers' pipeline do.
+- the image-pinned first latent frame is the LATENT's `noise_mask` (0 = pinned): frames whose mask is 0
+  everywhere get timestep 0 (`process_timestep`) and are never re-noised (`scale_latent_inpaint` returns the
+  clean latent), exactly what the pack's `flow_euler_ltx` sampler and diffusers' pipeline do.
 Identical weights, noise, sigmas and cfg give the pack's own sampler's latents (tests/test_native_model.py).
 This module works on ComfyUI 0.3.75 and on current releases: it only overrides BaseModel hooks both have.
 """
@@ -112,11 +112,19 @@ class SanaWMBaseModel(comfy.model_base.BaseModel):
 
     def process_timestep(self, timestep: torch.Tensor, x: Optional[torch.Tensor] = None,
                          denoise_mask: Optional[torch.Tensor] = None, **kwargs: Any) -> torch.Tensor:
-        """Per-frame timesteps (B,1,L): the sampler's t on frames being denoised, 0 on pinned frames."""
+        """Per-frame timesteps (B,1,L) from the sampler's t and the noise mask (B,C,L,h,w; 0 = keep).
+
+        The DiT takes one timestep per frame, so a frame's is t times the largest mask value anywhere in it
+        (any channel, any pixel): a frame counts as pinned (t = 0) only when its mask is 0 everywhere, and a
+        frame with any pixel being denoised gets the noise level those pixels carry (pixels kept within it
+        are still put back to the clean latent by the core sampler's inpainting step)."""
         if denoise_mask is None:
             return timestep
-        frame_mask = denoise_mask[:, :1, :, 0, 0].to(timestep.dtype)                # (B,1,L)
-        return timestep.view(-1, 1, 1) * frame_mask
+        if denoise_mask.ndim != 5:
+            raise ValueError(f"the SANA-WM noise mask must be (batch, channels, frames, height, width), got shape "
+                             f"{tuple(denoise_mask.shape)}: give the LATENT a mask per latent frame")
+        frame_mask = denoise_mask.flatten(3).amax(dim=(1, 3)).to(timestep.dtype)    # (B,L)
+        return timestep.view(-1, 1, 1) * frame_mask[:, None]
 
     def scale_latent_inpaint(self, sigma, noise, latent_image, **kwargs):
         """Pinned frames stay the clean image latent at every step (never re-noised)."""

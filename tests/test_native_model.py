@@ -119,6 +119,23 @@ def test_ksampler_with_stock_schedulers_runs_and_keeps_the_first_frame(comfy_cor
     assert not torch.equal(out[:, :, 1:], latent["samples"][:, :, 1:]), "nothing was denoised"
 
 
+def test_a_frame_is_pinned_only_where_its_noise_mask_is_zero_everywhere(comfy_core, stage1):
+    """process_timestep: a frame's timestep is t times its largest mask value over channels and pixels."""
+    base = comfy_core.model.SanaWMBaseModel(stage1.dit, stage1.shift, device=torch.device("cpu"))
+    mask = torch.ones(2, 4, 5, 3, 4)
+    mask[0, :, 0] = 0.0                        # frame 0: kept everywhere -> pinned
+    mask[0, :, 1, 0, 0] = 0.0                  # frame 1: kept at pixel [0, 0] only -> denoised
+    mask[0, :, 2, 2, 3] = 0.0                  # frame 2: kept at its last pixel only -> denoised
+    mask[0, :, 3] = 0.0
+    mask[0, 2, 3, 1, 1] = 1.0                  # frame 3: one channel of one pixel denoised -> denoised
+    mask[0, :, 4] = 0.5                        # frame 4: half strength everywhere -> half the timestep
+    t = base.process_timestep(torch.tensor([800.0, 300.0]), denoise_mask=mask)
+    assert torch.equal(t, torch.tensor([[[0.0, 800.0, 800.0, 800.0, 400.0]], [[300.0] * 5]]))
+    assert torch.equal(base.process_timestep(torch.tensor([800.0, 300.0])), torch.tensor([800.0, 300.0]))
+    with pytest.raises(ValueError, match="noise mask must be"):
+        base.process_timestep(torch.tensor([800.0]), denoise_mask=torch.ones(1, 5, 3, 4))
+
+
 def test_model_sampling_uses_the_release_shift(comfy_core, stage1):
     patcher = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, torch.device("cpu"), torch.device("cpu"))
     ms = patcher.get_model_object("model_sampling")
