@@ -1,6 +1,6 @@
 """Output nodes: decode a Stage-1 or refined latent to an IMAGE batch (short clips) or stream it into an mp4.
 
-The latent is a core LATENT (`native_latent`; the pack's SANAWM_LATENT still works). Where a core node dropped
+The latent is a core LATENT (`native_latent`). Where a core node dropped
 the clip info it carried (Save Latent / Load Latent), Decode needs nothing (every frame is decoded; a refined
 latent then keeps its sink frame) and Save Video takes fps / camera from its own inputs.
 

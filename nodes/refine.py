@@ -1,6 +1,6 @@
 """Stage-2 nodes: load the LTX-2 sink-bidirectional refiner and refine a Stage-1 latent.
 
-Refine takes a core LATENT (or the pack's SANAWM_LATENT) and returns a core LATENT carrying the clip info
+Refine takes a core LATENT and returns a core LATENT carrying the clip info
 forward (`native_latent`). The prompt is typed once: an empty prompt widget means the Stage-1 prompt the latent
 carries. A latent that lost its clip info (core Load Latent) takes fps / camera from the optional inputs.
 
