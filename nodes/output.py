@@ -77,7 +77,8 @@ class SanaWMSaveVideo(io.ComfyNode):
             inputs=[
                 Vae.Input("vae", tooltip="The LTX-2 VAE from the SANA-WM VAE Loader."),
                 latent_input(LATENT_TOOLTIP + " One that lost its SANA-WM clip info (core Load Latent) needs "
-                             "'fps' or 'camera'."),
+                             "'fps' or 'camera', and a refined one then also writes its sink frame first (the "
+                             "saved latent no longer says to drop it: one frame more than the refined clip)."),
                 io.String.Input("filename_prefix", default="SANA-WM/clip", tooltip=(
                     "File name prefix inside ComfyUI's output folder (subfolders allowed, %date% style "
                     "variables work as in Save Image).")),
