@@ -106,6 +106,16 @@ function updateImageToVideo(graph, node, nodes, links, nextId) {
   return nextId;
 }
 
+const hasOldSampler = (node) => node.type === SAMPLER && (node.inputs || []).some((i) => i?.name === "conditioning");
+
+/** Whether a raw workflow holds anything saved with the earlier nodes (a cheap look before copying it). */
+export function hasFormerNodes(graph) {
+  const nodes = [...(graph?.nodes || []), ...(graph?.definitions?.subgraphs || []).flatMap((g) => g.nodes || [])];
+  return nodes.some((n) => (n.type === I2V && isOldImageToVideo(n)) || hasOldSampler(n)
+    || (String(n.type || "").startsWith("SanaWM")
+      && [...(n.inputs || []), ...(n.outputs || [])].some((s) => s && FORMER_TYPES[s.type])));
+}
+
 /** Updates the old nodes of a raw workflow in place; returns whether it had any. */
 export function updateSavedWorkflow(graph) {
   pending = [];
@@ -119,7 +129,7 @@ export function updateSavedWorkflow(graph) {
   if (graph.last_link_id !== undefined) graph.last_link_id = nextId - 1;
   if (graph.state && graph.state.lastLinkId !== undefined) graph.state.lastLinkId = nextId - 1;
   for (const node of graph.nodes) {
-    if (node.type === SAMPLER && (node.inputs || []).some((i) => i?.name === "conditioning"))
+    if (hasOldSampler(node))
       report.left.push(`Sampler #${node.id}: its 'conditioning' does not come from an Image To Video it could update`);
     if (!String(node.type || "").startsWith("SanaWM")) continue;
     for (const s of [...(node.inputs || []), ...(node.outputs || [])])
@@ -129,8 +139,7 @@ export function updateSavedWorkflow(graph) {
     if (FORMER_TYPES[field(link, "type")]) setField(link, "type", FORMER_TYPES[field(link, "type")]);
   for (const sub of graph.definitions?.subgraphs || [])
     for (const node of sub.nodes || [])
-      if ((node.type === I2V && isOldImageToVideo(node)) || (node.type === SAMPLER
-          && (node.inputs || []).some((i) => i?.name === "conditioning")))
+      if ((node.type === I2V && isOldImageToVideo(node)) || hasOldSampler(node))
         report.left.push(`${node.type} #${node.id} in subgraph '${sub.name || sub.id}'`);
   return old.length > 0 || report.left.length > 0;
 }
@@ -182,6 +191,8 @@ app.registerExtension({
   name: "SanaWM.WorkflowUpdate",
   async beforeConfigureGraph(graphData) {
     try {   // on a copy, so that a failure half-way leaves the workflow as saved
+      report = null;
+      if (!hasFormerNodes(graphData)) return;
       const copy = structuredClone(graphData);
       if (updateSavedWorkflow(copy)) Object.assign(graphData, copy);
     } catch (err) {
