@@ -5,7 +5,8 @@ takes its frame count from the camera path, and "SANA-WM Sampler" takes positive
 one `conditioning`. An old prompt would otherwise fail deep inside a node (or, for `num_frames`, run with another
 length than it asked for); `nodes/prompt_guard.py` answers these with HTTP 400 in ComfyUI's error format before
 anything loads. UI workflows saved then are updated on load by `web/js/sanawm_workflow_update.js` where it can
-do so exactly; the nodes it leaves as saved still carry the Sampler's `conditioning` and are refused here. Each rule is one entry of `CHANGES`: (class_type, old input, what changed and the fix).
+do so exactly; the nodes it leaves as saved still carry the Sampler's `conditioning` and are refused here.
+Each rule is one entry of `CHANGES`: (class_type, old input, what changed and the fix).
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ function cameraSource(node, nodes, links) {
 /** Why `node` (an old Image To Video) cannot be updated exactly, or "" when it can. */
 function blocker(node, nodes, links, outLinks) {
   const values = node.widgets_values;
-  if (!Array.isArray(values) || values.length !== OLD_I2V_WIDGETS) return "its saved widget values are not the old five";
+  if (!Array.isArray(values) || values.length !== OLD_I2V_WIDGETS) return "its saved widgets are not the old five";
   if ((node.inputs || []).some((i) => i?.name === "num_frames" && i.link != null)) return "its num_frames is connected";
   for (const link of outLinks) {
     const target = nodes.get(String(field(link, "target_id")));
