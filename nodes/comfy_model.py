@@ -8,7 +8,7 @@ Typical use in a loader / sampler node (nodes/models.py, nodes/sampling.py):
     model = load_transformer(path, dtype="bf16")                      # lives on the CPU
     patcher = wrap_for_comfy(model)                                     # offload="none" (Dynamic VRAM aware)
     patcher = wrap_for_comfy(model, blocks_resident=4)                  # offload="block"
-    ...                                                                 # the loader returns it in SANAWM_MODEL
+    ...                                                                 # the loader returns it as a core MODEL
     net = load_for_sampling(patcher, latent.shape, batch=2)           # comfy.model_management.load_models_gpu
     v = net(x, t, text, mask, camera, plucker, host=ComfyHost())      # Cancel stops within one block
 

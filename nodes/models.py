@@ -245,7 +245,9 @@ class SanaWMVAELoader(io.ComfyNode):
             node_id="SanaWMVAELoader",
             display_name="SANA-WM VAE Loader (LTX-2)",
             category=CATEGORY,
-            description="Loads the LTX-2 video VAE from a SANA-WM release folder (its vae/ subfolder).",
+            description=("Loads the LTX-2 video VAE from a SANA-WM release folder: its vae/ subfolder (the "
+                         "bidirectional releases) or ltx2_causal_vae/ (SANA-WM_streaming: the causal VAE that "
+                         "decodes chunk by chunk)."),
             inputs=[
                 io.Combo.Input("vae", options=loader_options("sana_wm", _VAE_KNOWN, _has_vae), tooltip=(
                     "A release folder under models/sana_wm holding vae/ (either layout), or the '(download from "

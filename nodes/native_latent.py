@@ -4,7 +4,8 @@ A core LATENT is `{"samples": (1,C,L,h,w), "noise_mask": ..., CLIP_KEY: clip inf
 nodes that copy the dict (KSampler, LatentBatchSeedBehavior, ...) keep the clip info; Save Latent / Load
 Latent keep only `samples`. Then the frame count follows from the samples, and fps / camera come from the
 consuming node's optional inputs (`SanaWMLatent.with_clip_inputs`). The noise mask only steers sampling
-(frame 0 pinned to the image); consumers drop it. The pack's own SANAWM_LATENT is still accepted.
+(frame 0 pinned to the image); consumers drop it. No node outputs the pack's former SANAWM_LATENT any more
+(only the old SANA-WM Sampler did, and `compat.py` refuses prompts saved with it), so the sockets are LATENT.
 """
 from __future__ import annotations
 
@@ -16,14 +17,11 @@ from comfy_api.latest import io
 
 from ..sana_wm_core.latent import LTX2_TEMPORAL_STRIDE, SanaWMLatent, pixel_frames
 from .native_cond import CLIP_KEY
-from .types import Latent
-
-LATENT_TYPES = (io.Latent, Latent)     # a core LATENT, or the pack's own sampler output (SANAWM_LATENT)
 
 
-def latent_input(tooltip: str) -> io.MultiType.Input:
-    """The `latent` socket of the nodes that read a Stage-1 latent: core LATENT or SANAWM_LATENT."""
-    return io.MultiType.Input("latent", types=list(LATENT_TYPES), tooltip=tooltip)
+def latent_input(tooltip: str) -> io.Latent.Input:
+    """The `latent` socket of the nodes that read a Stage-1 latent (decode, save, refine): a core LATENT."""
+    return io.Latent.Input("latent", tooltip=tooltip)
 
 
 def engine_latent(value: Any, *, temporal_stride: int | None = None) -> SanaWMLatent:

@@ -1,6 +1,6 @@
 """Output nodes: decode a Stage-1 or refined latent to an IMAGE batch (short clips) or stream it into an mp4.
 
-The latent is a core LATENT (`native_latent`; the pack's SANAWM_LATENT still works). Where a core node dropped
+The latent is a core LATENT (`native_latent`). Where a core node dropped
 the clip info it carried (Save Latent / Load Latent), Decode needs nothing (every frame is decoded; a refined
 latent then keeps its sink frame) and Save Video takes fps / camera from its own inputs.
 
@@ -77,7 +77,8 @@ class SanaWMSaveVideo(io.ComfyNode):
             inputs=[
                 Vae.Input("vae", tooltip="The LTX-2 VAE from the SANA-WM VAE Loader."),
                 latent_input(LATENT_TOOLTIP + " One that lost its SANA-WM clip info (core Load Latent) needs "
-                             "'fps' or 'camera'."),
+                             "'fps' or 'camera', and a refined one then also writes its sink frame first (the "
+                             "saved latent no longer says to drop it: one frame more than the refined clip)."),
                 io.String.Input("filename_prefix", default="SANA-WM/clip", tooltip=(
                     "File name prefix inside ComfyUI's output folder (subfolders allowed, %date% style "
                     "variables work as in Save Image).")),

@@ -1,6 +1,6 @@
-"""Stage-2 nodes: load the LTX-2 sink-bidirectional refiner and refine a Stage-1 latent.
+"""Stage-2 nodes: load the LTX-2 refiner and refine a Stage-1 latent (sink frame + sliding window of 3-frame blocks).
 
-Refine takes a core LATENT (or the pack's SANAWM_LATENT) and returns a core LATENT carrying the clip info
+Refine takes a core LATENT and returns a core LATENT carrying the clip info
 forward (`native_latent`). The prompt is typed once: an empty prompt widget means the Stage-1 prompt the latent
 carries. A latent that lost its clip info (core Load Latent) takes fps / camera from the optional inputs.
 
@@ -79,12 +79,15 @@ class SanaWMRefinerLoader(io.ComfyNode):
             node_id="SanaWMRefinerLoader",
             display_name="SANA-WM Refiner Loader",
             category=CATEGORY,
-            description=("Points at SANA-WM's Stage-2 refiner (LTX-2 DiT + text connectors + Gemma-3). Nothing is "
-                         "loaded here: the refine node loads what it needs and frees it afterwards."),
+            description=("Points at SANA-WM's Stage-2 refiner (LTX-2 DiT + text connectors + Gemma-3): refiner/ of a "
+                         "bidirectional release, or refiner_diffusers/ + gemma3_12b/ of SANA-WM_streaming. Nothing "
+                         "is loaded here: the refine node loads what it needs and frees it afterwards."),
             inputs=[
                 io.Combo.Input("repo", options=_repo_choices(), tooltip="A release folder under models/sana_wm "
                                                                         "holding refiner/ (transformer, connectors, "
-                                                                        "text_encoder)."),
+                                                                        "text_encoder), or SANA-WM_streaming's "
+                                                                        "refiner_diffusers/ (transformer, "
+                                                                        "connectors) with Gemma-3 in gemma3_12b/."),
                 io.Combo.Input("dtype", options=list(DTYPE_CHOICES), default="auto", tooltip=(
                     DTYPE_TOOLTIP + " Used by the refiner and Gemma-3 (the release runs bf16).")),
                 io.Combo.Input("weight_format", options=list(WEIGHT_FORMATS), default="default",
@@ -101,7 +104,8 @@ class SanaWMRefinerLoader(io.ComfyNode):
                     f"such as {HUB_REPO}, downloaded into models/sana_wm when missing.")),
                 io.String.Input("gemma3_folder", default="", optional=True, tooltip=(
                     "Optional Gemma-3-12B folder you already have (bf16 or fp8 safetensors + tokenizer): a path "
-                    "or a folder name under models/text_encoders. Empty = refiner/text_encoder.")),
+                    "or a folder name under models/text_encoders. Empty = refiner/text_encoder (SANA-WM_streaming: "
+                    "gemma3_12b/).")),
             ],
             outputs=[Refiner.Output(display_name="refiner")],
         )

@@ -155,7 +155,9 @@ class SanaWMStreamSampler(io.ComfyNode):
             description=("Stage 1 of the streaming model alone: the self_forcing sampler block by block (progress "
                          "in blocks, the preview shows the finished blocks), returning the whole latent for the "
                          "SANA-WM Refine / Decode / Save Video nodes (a core LATENT carrying the clip's camera, fps "
-                         "and prompt). The length is snapped to 24k+1 frames."),
+                         "and prompt). The length is snapped to 24k+1 frames. The chunk-causal and streaming "
+                         "models stay on the pack's own sampler nodes (this one, Stream to Video, SANA-WM Sampler); "
+                         "core KSampler / SamplerCustomAdvanced are for the bidirectional model."),
             inputs=[
                 io.Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
                 io.Conditioning.Input("positive", tooltip="From SANA-WM Image To Video."),

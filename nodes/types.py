@@ -10,12 +10,12 @@ TextEncoder = io.Custom("SANAWM_TEXT_ENCODER")      # Gemma-2 prompt encoder
 Vae = io.Custom("SANAWM_VAE")                       # LTX-2 video VAE
 Camera = io.Custom("SANAWM_CAMERA")                 # camera path (c2w per frame, fps, intrinsics)
 Intrinsics = io.Custom("SANAWM_INTRINSICS")         # pinhole intrinsics in source-image pixels
-Latent = io.Custom("SANAWM_LATENT")                 # the Stage-1 (or refined) latent value
 Refiner = io.Custom("SANAWM_REFINER")               # the Stage-2 refiner handle
 
-ALL = (TextEncoder, Vae, Camera, Intrinsics, Latent, Refiner)
-# The Stage-1 model and its conditioning are core types (io.Model, io.Conditioning) since the loader returns a
-# core MODEL; saved workflows with the former SANAWM_MODEL / SANAWM_CONDITIONING links: nodes/compat.py.
+ALL = (TextEncoder, Vae, Camera, Intrinsics, Refiner)
+# The Stage-1 model, its conditioning and its latent are core types (io.Model, io.Conditioning, io.Latent) since
+# the loader returns a core MODEL; saved workflows with the former SANAWM_MODEL / SANAWM_CONDITIONING /
+# SANAWM_LATENT links: nodes/compat.py.
 
 
 def combo_problem(node: type, **values) -> bool | str:

@@ -1,4 +1,4 @@
-"""`SanaWMLatent`: the one Stage-1 latent value (ComfyUI type `SANAWM_LATENT`) every stage reads and returns.
+"""`SanaWMLatent`: the one Stage-1 latent value (under ComfyUI, behind a core LATENT) every stage reads and returns.
 
 The sampler returns it, the refiner takes and returns it, the decoders and the video writer read it. Besides
 the tensor it carries what decoding and saving need to stay aligned with the camera path: how many pixel
@@ -111,5 +111,5 @@ def require_latent(value: Any, name: str = "latent") -> SanaWMLatent:
     """`value` if it is a `SanaWMLatent`, else a ValueError naming the input and where a good one comes from."""
     if isinstance(value, SanaWMLatent):
         return value
-    raise ValueError(f"{name} must be a SANAWM_LATENT from the SANA-WM Sampler or Refine node, "
+    raise ValueError(f"{name} must be a SanaWMLatent (from sample_stage1_latent or the refiner), "
                      f"got {type(value).__name__}")

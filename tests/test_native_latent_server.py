@@ -181,3 +181,23 @@ def test_refiner_reuses_the_stage1_prompt_unless_its_own_is_filled(comfy, comfy_
     empty, typed, other = (_latent(comfy_server, f"native/prompt_{n}_*.latent") for n in ("empty", "typed", "other"))
     assert torch.equal(empty, typed)
     assert (empty - other).abs().max().item() > 0
+
+
+def test_refined_latent_through_save_and_load_latent_writes_its_sink_frame(comfy, comfy_server, image_name):
+    """Core Save Latent keeps only the samples, so the mark that the refined clip drops its sink frame is lost:
+    Save Video then writes 17 frames where the refined clip had 16 (what the Save Video tooltip and the README
+    say)."""
+    import shutil
+
+    wf = stage1_graph(image_name, steps=2)
+    wf |= {REFINER: _refiner_loader(), "21": _refine([SAMPLER, 0], ""),
+           "26": {"class_type": "SaveLatent", "inputs": {"samples": ["21", 0], "filename_prefix": "native/sink_kept"}}}
+    res = comfy.run(wf, timeout=300)
+    assert res.status == "success", res.error
+    saved = _newest(comfy_server, "native/sink_kept_*.latent")
+    shutil.copyfile(saved, comfy_server.base / "input" / "sanawm_refined_sink_kept.latent")
+    graph = _loaded("sanawm_refined_sink_kept.latent")
+    graph |= {"13": _save([LOAD, 0], "native/loaded_refined", camera=[CAMERA, 0])}
+    res = comfy.run(graph, timeout=300)
+    assert res.status == "success", res.error
+    assert probe_mp4(_newest(comfy_server, "native/loaded_refined_*.mp4"))["frames"] == 17

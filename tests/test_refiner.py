@@ -183,7 +183,7 @@ def test_refined_latent_flags_and_sink_drop():
     with pytest.raises(ValueError, match="keep the latent's shape"):
         s1.with_refined(t[:, :, :2], 1)
     for other in ({"samples": t}, t):
-        with pytest.raises(ValueError, match="SANAWM_LATENT"):
+        with pytest.raises(ValueError, match="must be a SanaWMLatent"):
             require_latent(other)
 
 

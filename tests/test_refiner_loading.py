@@ -69,7 +69,7 @@ def test_official_layout_by_repo_name_matches_diffusers(models, oracle):
 
 
 def test_refine_latent_reads_fps_and_prompt_from_the_latent(models, oracle):
-    """The SANAWM_LATENT path: the latent's own fps drives the temporal RoPE (diffusers given the same fps),
+    """The `SanaWMLatent` path: the latent's own fps drives the temporal RoPE (diffusers given the same fps),
     an empty prompt means the Stage-1 prompt it carries, and the result is the refined value."""
     from sana_wm_core.latent import SanaWMLatent
 

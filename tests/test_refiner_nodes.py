@@ -49,8 +49,8 @@ def test_refiner_nodes_registered(comfy):
     # only folders that hold a refiner are offered (the diffusers layout has a Stage-1 transformer/ only)
     assert comfy.choices("SanaWMRefinerLoader", "repo") == ["SANA-WM_bidirectional", "SANA-WM_streaming"]
     assert info["SanaWMRefine"]["output"] == ["LATENT"]          # a core LATENT carrying the clip info forward
-    for name in ("SanaWMRefine", "SanaWMDecode", "SanaWMSaveVideo"):     # core LATENT or the pack's own
-        assert info[name]["input"]["required"]["latent"][0] == "LATENT,SANAWM_LATENT", name
+    for name in ("SanaWMRefine", "SanaWMDecode", "SanaWMSaveVideo"):     # a core LATENT (no SANAWM_LATENT)
+        assert info[name]["input"]["required"]["latent"][0] == "LATENT", name
 
 
 def test_stage1_then_refiner_drops_the_sink_frame(comfy, comfy_server, image_name):

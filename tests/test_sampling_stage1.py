@@ -124,7 +124,7 @@ def test_bad_inputs(oracle):
 
 
 def test_latent_value_and_release_prefix_check(oracle):
-    """The core returns the finished SANAWM_LATENT; a prompt encoded with another prefix than the model's
+    """The core returns the finished `SanaWMLatent`; a prompt encoded with another prefix than the model's
     release config.yaml is refused before sampling."""
     from sana_wm_core.latent import SanaWMLatent
     from sana_wm_core.sampling import sample_stage1_latent

@@ -105,7 +105,7 @@ def test_decode_frames_drop_and_chunking(raw_vae):
 
 
 def test_latent_decoders_drop_the_refined_sink(raw_vae):
-    """The SANAWM_LATENT decoders read the latent's one drop field: Stage 1 keeps every frame, refined drops 1."""
+    """The `SanaWMLatent` decoders read the latent's one drop field: Stage 1 keeps every frame, refined drops 1."""
     from sana_wm_core.latent import SanaWMLatent
 
     v = LTX2Vae(raw_vae, tiling=VaeTiling(spatial=False, tile_frames=16, stride_frames=8))

@@ -50,6 +50,26 @@ def test_api_files_are_the_definitions():
             f"{name}_api.json is stale: run scripts/build_workflows.py"
 
 
+# The custom types the Stage-1 model, its conditioning and its latent had before they became core MODEL /
+# CONDITIONING / LATENT: a shipped workflow (UI or API) that still names one was built from stale node definitions.
+FORMER_TYPES = ("SANAWM_MODEL", "SANAWM_CONDITIONING", "SANAWM_LATENT")
+
+
+def test_no_shipped_workflow_names_a_former_custom_type():
+    files = sorted(WORKFLOW_DIR.glob("*.json"))
+    assert len(files) == 2 * len(WORKFLOWS), [f.name for f in files]
+    stale = {f.name: [t for t in FORMER_TYPES if t in f.read_text()] for f in files}
+    assert not any(stale.values()), {k: v for k, v in stale.items() if v}
+
+
+def test_shipped_streaming_workflow_is_60_s_and_types_the_prompt_once():
+    wf = json.loads((WORKFLOW_DIR / "sana_wm_streaming_api.json").read_text())
+    camera = next(n["inputs"] for n in wf.values() if n["class_type"] == "SanaWMCameraFromActions")
+    assert camera["num_frames"] == 961 and camera["fps"] == 16.0    # 60 s at 16 fps + the image frame (24k+1)
+    stream = next(n["inputs"] for n in wf.values() if n["class_type"] == "SanaWMStreamToVideo")
+    assert stream["refiner_prompt"] == ""       # empty = the Stage-1 prompt, as the workflow's Note says
+
+
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_shipped_workflow_writes_h264_at_16fps(name, comfy, inputs, tmp_path):
     from sana_wm_core.testing.tiny import TINY_HEIGHT, TINY_WIDTH

@@ -134,7 +134,7 @@ def streaming_workflow(num_frames: int = 961) -> dict:
                 "inputs": {"model": ["10", 0], "positive": ["20", 0], "latent": ["20", 2], "vae": ["12", 0],
                            "seed": 42, "frames_per_block": 3, "cached_blocks": 2, "sink": True,
                            "filename_prefix": "SANA-WM/streaming", "crf": 19, "refiner": ["30", 0],
-                           "refiner_prompt": PROMPT, "refiner_seed": 42}}
+                           "refiner_prompt": "", "refiner_seed": 42}}   # empty = the Stage-1 prompt (the Note)
     return wf
 
 

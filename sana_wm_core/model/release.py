@@ -9,7 +9,7 @@ whose `scheduler.inference_flow_shift` (else `flow_shift`) is the default flow s
 (`SANA-WM_streaming/`) holds `sana_dit/model.pt` (a training checkpoint; its generator is the DiT, same key
 names) beside `ltx2_causal_vae/`, `refiner_diffusers/` and `gemma3_12b/`, and no config: the streaming
 settings are NVlabs' in-repo `sana_wm_streaming_1600m_720p.yaml` (chunk_size 3, self_forcing), which a
-local bundle may carry at its root. `Stage1Model` is the value behind ComfyUI's `SANAWM_MODEL`: the DiT
+local bundle may carry at its root. `Stage1Model` is what the pack keeps behind its core MODEL: the DiT
 plus these settings.
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ReleaseInfo:
 
 @dataclass
 class Stage1Model:
-    """A loaded Stage-1 DiT with its release settings (ComfyUI type `SANAWM_MODEL`)."""
+    """A loaded Stage-1 DiT with its release settings (kept behind the pack's core MODEL under ComfyUI)."""
 
     transformer: Any
     flow_shift: float = DEFAULT_FLOW_SHIFT

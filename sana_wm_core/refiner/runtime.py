@@ -206,7 +206,7 @@ class SanaWMRefiner:
     @staticmethod
     def prompt_for(latent: SanaWMLatent, prompt: str = "") -> str:
         """The refiner prompt for `latent` (`prompt` stripped, else the Stage-1 prompt it carries), after the
-        cheap checks that must fail before anything loads: a SANAWM_LATENT, not yet refined, some prompt."""
+        cheap checks that must fail before anything loads: a `SanaWMLatent`, not yet refined, some prompt."""
         require_latent(latent).require_unrefined()
         text = (prompt or "").strip() or (latent.prompt or "").strip()
         if not text:
@@ -225,7 +225,7 @@ class SanaWMRefiner:
         on_chunk: Callable[[int, int], None] | None = None,
         check_interrupt: Callable[[], None] | None = None,
     ) -> SanaWMLatent:
-        """The refined SANAWM_LATENT: its fps scales the temporal RoPE, an empty `prompt` means the Stage-1
+        """The refined `SanaWMLatent`: its fps scales the temporal RoPE, an empty `prompt` means the Stage-1
         prompt it carries (`prompt_for`), and the decoder then drops the sink's pixel frame."""
         text = self.prompt_for(latent, prompt)
         proj = latent.preview_proj

@@ -1,7 +1,8 @@
 """`Stage1Conditioning`: everything the Stage-1 sampler needs, built once by the image-to-video step.
 
-It is the value behind ComfyUI's `SANAWM_CONDITIONING`; keeping it a plain dataclass of CPU tensors means
-the sampler, the refiner and the saver can all read what the clip was conditioned on (frames, fps, path).
+Under ComfyUI the pack's nodes rebuild it from core (positive, negative, latent); keeping it a plain dataclass
+of CPU tensors means the sampler, the refiner and the saver can all read what the clip was conditioned on
+(frames, fps, path).
 """
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ def sample_stage1(transformer: VelocityModel, cond: Stage1Conditioning, *, steps
 
 
 def stage1_latent(cond: Stage1Conditioning, samples: torch.Tensor, plan: Stage1Plan) -> SanaWMLatent:
-    """The finished SANAWM_LATENT of a planned run: the samples on CPU with the clip's frames, fps, path,
+    """The finished `SanaWMLatent` of a planned run: the samples on CPU with the clip's frames, fps, path,
     prompt and the settings that made it (saved beside the video)."""
     return SanaWMLatent(samples=samples.cpu(), num_frames=cond.num_frames, fps=cond.fps, c2w=cond.c2w,
                         camera=cond.camera, prompt=cond.prompt,

@@ -125,10 +125,10 @@ def decode_to_images(vae: LTX2Vae, latents: torch.Tensor, *, drop_first: int = 0
 
 
 def decode_latent_frames(vae: LTX2Vae, latent: SanaWMLatent, *, max_chunk: int | None = None) -> Iterator[np.ndarray]:
-    """`decode_frames` of a SANAWM_LATENT: the frames it keeps (its `drop_first_frames` skipped), as uint8 chunks."""
+    """`decode_frames` of a `SanaWMLatent`: the frames it keeps (its `drop_first_frames` skipped), as uint8 chunks."""
     return decode_frames(vae, latent.samples, drop_first=latent.drop_first_frames, max_chunk=max_chunk)
 
 
 def decode_latent_images(vae: LTX2Vae, latent: SanaWMLatent, *, max_frames: int | None = None) -> torch.Tensor:
-    """`decode_to_images` of a SANAWM_LATENT: the frames it keeps as one IMAGE batch (short clips only)."""
+    """`decode_to_images` of a `SanaWMLatent`: the frames it keeps as one IMAGE batch (short clips only)."""
     return decode_to_images(vae, latent.samples, drop_first=latent.drop_first_frames, max_frames=max_frames)
