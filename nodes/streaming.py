@@ -16,7 +16,7 @@ import torch
 import folder_paths
 from comfy_api.latest import io
 
-from ..sana_wm_core.model.release import CHUNK_SAMPLER, STREAM_SAMPLER
+from ..sana_wm_core.model.release import STREAM_SAMPLER
 from ..sana_wm_core.sampling import plan_stage1, snap_stream_conditioning, stage1_latent, stream_stage1
 from ..sana_wm_core.sampling.preview import latent_preview
 from ..sana_wm_core.sampling.self_forcing import DEFAULT_SIGMAS, check_stream_model, plan_streaming
@@ -26,7 +26,7 @@ from .comfy_model import load_for_sampling
 from .host import ComfyHost
 from .native_cond import stage1_from_core
 from .native_latent import core_latent
-from .native_model import SanaWMBaseModel, core_dit
+from .native_model import SanaWMBaseModel, core_dit, run_it_in
 from .types import Refiner, Vae
 
 CATEGORY = "SANA-WM/streaming"
@@ -47,16 +47,13 @@ def _stream_inputs() -> list:
     ]
 
 
-def _stage1_model(model, positive, latent):
-    """(streaming DiT, the MODEL's patcher, release settings, Stage1Conditioning); a bidirectional model or the
-    chunk-causal teacher is refused."""
+def _stage1_model(node: str, model, positive, latent, frames_per_block: int):
+    """(streaming DiT, the MODEL's patcher, release chi_prompt, Stage1Conditioning); any other release (the
+    bidirectional model, the chunk-causal teacher) is refused, naming the node it runs in."""
     dit = core_dit(model)                       # a MODEL that is not SANA-WM's fails here, naming the input
+    check_stream_model(dit, frames_per_block, asked_by=f"model: {node}", instead=run_it_in)
     base = getattr(model, "model", None)
     release = base.release if isinstance(base, SanaWMBaseModel) else None
-    if release is not None and release.sampler == CHUNK_SAMPLER:
-        raise ValueError("model is the chunk-causal teacher (SANA-WM_chunk_causal: 60 steps with CFG, sampler "
-                         "chunk_flow_euler in the SANA-WM Sampler); streaming runs the distilled student: load "
-                         "SANA-WM_streaming in the model loader")
     cond = stage1_from_core(positive, None, latent, guidance=False)
     return dit, model, tuple(release.chi_prompt) if release is not None else (), cond
 
@@ -110,7 +107,8 @@ class SanaWMStreamToVideo(io.ComfyNode):
 
         from ..sana_wm_core.refiner import SanaWMRefiner
 
-        dit, patcher, chi_prompt, conditioning = _stage1_model(model, positive, latent)
+        dit, patcher, chi_prompt, conditioning = _stage1_model("SANA-WM Stream to Video", model, positive, latent,
+                                                               frames_per_block)
         if refiner is not None and not isinstance(refiner, SanaWMRefiner):
             raise ValueError("refiner must come from the SANA-WM Refiner Loader")
         plan = plan_stream_video(                                       # bad inputs fail before loading
@@ -167,8 +165,8 @@ class SanaWMStreamSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, latent, seed, frames_per_block, cached_blocks, sink) -> io.NodeOutput:
-        dit, patcher, chi_prompt, conditioning = _stage1_model(model, positive, latent)
-        check_stream_model(dit, frames_per_block)                       # bad inputs fail before loading
+        dit, patcher, chi_prompt, conditioning = _stage1_model("SANA-WM Stream Sampler", model, positive, latent,
+                                                               frames_per_block)   # bad inputs fail before loading
         cond, note = snap_stream_conditioning(conditioning, int(frames_per_block))
         if note:
             log.warning(note)
