@@ -58,6 +58,15 @@ def _stage1_model(node: str, model, positive, latent, frames_per_block: int):
     return dit, model, tuple(release.chi_prompt) if release is not None else (), cond
 
 
+def stream_report(frames: int, chunks: int, note: str | None) -> str:
+    """The node's result text: the streamed length, and the 24k+1 snapping note when the clip was cut."""
+    text = f"Stage 1: {frames} frames in {chunks} chunks"
+    if note is None:
+        return text
+    log.warning(note)
+    return f"{text}\n{note}"
+
+
 def _load(patcher, cond, chunks) -> None:
     """ComfyUI places the MODEL for one block's forward (what streaming runs at a time, not the clip)."""
     s, e = max(chunks, key=lambda c: c[1] - c[0])
@@ -78,7 +87,8 @@ class SanaWMStreamToVideo(io.ComfyNode):
                          "causal VAE and written to the mp4 at once, so the video grows while the next block is "
                          "made and memory does not grow with its length. Progress counts chunks (1.5 s each); the "
                          "preview shows each decoded chunk. Cancelling keeps what was written as "
-                         "<prefix>_NNNNN_partial.mp4. The length is snapped to 24k+1 frames (961 = 60 s)."),
+                         "<prefix>_NNNNN_partial.mp4. The length is snapped to 24k+1 frames (961 = 60 s); the node shows what it "
+                         "used."),
             inputs=[
                 io.Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
                 io.Conditioning.Input("positive", tooltip="From SANA-WM Image To Video (image, camera, prompt)."),
@@ -115,8 +125,7 @@ class SanaWMStreamToVideo(io.ComfyNode):
             dit, conditioning, vae, refiner, frames_per_block=frames_per_block, cached_blocks=int(cached_blocks),
             sink=bool(sink))
         text = plan.refiner_text(refiner_prompt) if refiner is not None else ""
-        if plan.note:
-            log.warning(plan.note)
+        report = stream_report(plan.cond.num_frames, plan.chunks, plan.note)
         plan.cond.check_prefix(chi_prompt)
         cond = plan.cond
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
@@ -139,7 +148,8 @@ class SanaWMStreamToVideo(io.ComfyNode):
                                      os.path.join(folder, partial), fps=cond.fps, camera=cond.camera,
                                      video_c2w=plan.video_c2w, extra=extra, crf=int(crf))
         ui = {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": (True,),
-              "camera_json": [{"filename": saved.json_path.name, "subfolder": subfolder, "type": "output"}]}
+              "camera_json": [{"filename": saved.json_path.name, "subfolder": subfolder, "type": "output"}],
+              "text": [report]}
         return io.NodeOutput(VideoFromFile(str(saved.info.path)), ui=ui)
 
 
@@ -153,7 +163,7 @@ class SanaWMStreamSampler(io.ComfyNode):
             description=("Stage 1 of the streaming model alone: the self_forcing sampler block by block (progress "
                          "in blocks, the preview shows the finished blocks), returning the whole latent for the "
                          "SANA-WM Refine / Decode / Save Video nodes (a core LATENT carrying the clip's camera, fps "
-                         "and prompt). The length is snapped to 24k+1 frames."),
+                         "and prompt). The length is snapped to 24k+1 frames; the node shows what it used."),
             inputs=[
                 io.Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
                 io.Conditioning.Input("positive", tooltip="From SANA-WM Image To Video."),
@@ -168,8 +178,6 @@ class SanaWMStreamSampler(io.ComfyNode):
         dit, patcher, chi_prompt, conditioning = _stage1_model("SANA-WM Stream Sampler", model, positive, latent,
                                                                frames_per_block)   # bad inputs fail before loading
         cond, note = snap_stream_conditioning(conditioning, int(frames_per_block))
-        if note:
-            log.warning(note)
         options = dict(frames_per_block=int(frames_per_block), cached_blocks=int(cached_blocks), sink=bool(sink))
         stream = plan_streaming(dit, cond, **options)
         plan = plan_stage1(cond, steps=stream.flow.steps, guidance_scale=1.0, seed=int(seed), flow_shift=1.0,
@@ -184,7 +192,8 @@ class SanaWMStreamSampler(io.ComfyNode):
             parts.append(x.cpu())
             shown = None if proj is None else (lambda z=parts[-1]: latent_preview(z, proj))
             host.progress(k + 1, len(stream.chunks), shown)
-        return io.NodeOutput(core_latent(stage1_latent(cond, torch.cat(parts, dim=2), plan)))
+        return io.NodeOutput(core_latent(stage1_latent(cond, torch.cat(parts, dim=2), plan)),
+                             ui={"text": [stream_report(cond.num_frames, len(stream.chunks), note)]})
 
 
 NODES = [SanaWMStreamToVideo, SanaWMStreamSampler]

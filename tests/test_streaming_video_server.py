@@ -106,6 +106,23 @@ def test_stream_sampler_latent_goes_through_refine_and_decode(comfy, image_name)
     assert len(res.outputs["12"]["images"]) == 72
 
 
+def test_the_24k_plus_1_snap_is_shown_on_both_stream_nodes(comfy, image_name):
+    """57 frames (8k+1, so Image To Video keeps them) stream as 49 (24k+1): each stream node says so in its
+    result text, as Image To Video does for its 8k+1 snap."""
+    wf = _graph(image_name, frames=57, prefix="stream/snapped", refine=False)
+    wf["41"] = {"class_type": "SanaWMStreamSampler", "inputs": {
+        "model": [MODEL_LOADER, 0], "positive": ["7", 0], "latent": ["7", 2], "seed": 5, "frames_per_block": 3,
+        "cached_blocks": 2, "sink": True}}
+    wf["11"] = {"class_type": "SanaWMDecode", "inputs": {"vae": [VAE, 0], "latent": ["41", 0], "max_frames": 49}}
+    wf["12"] = {"class_type": "PreviewImage", "inputs": {"images": ["11", 0]}}
+    res = comfy.run(wf, timeout=300)
+    assert res.status == "success", res.error and res.error.get("exception_message")
+    assert res.outputs["7"]["text"][0].startswith("57 frames at 16 fps")
+    for node in (NODE, "41"):
+        text = res.outputs[node]["text"][0]
+        assert text.startswith("Stage 1: 49 frames in 2 chunks") and "using 49 frames instead of 57" in text, text
+
+
 STREAM_NODES = "run it in SANA-WM Stream Sampler or SANA-WM Stream to Video"
 CHUNK_NODE = "run it in the SANA-WM Sampler with sampler chunk_flow_euler"
 
