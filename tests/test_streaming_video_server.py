@@ -5,7 +5,6 @@ through the existing refine / decode nodes, and bad inputs are refused before an
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -64,19 +63,25 @@ def test_stream_to_video_writes_the_clip_chunk_by_chunk(comfy, image_name, tmp_p
 
 
 def test_cancel_mid_stream_keeps_the_finished_chunks_as_a_partial_mp4(comfy, comfy_server, image_name):
+    """The interrupt goes out the moment chunk N's progress arrives (the event handler posts it before reading on;
+    POST /interrupt returns once the server's flag is set, in milliseconds, while a chunk takes a second or more
+    here). The stream checks the flag inside Stage 1 and before each refine, decode and hand-out, so chunk N + 1
+    is abandoned: N chunks are kept, or N + 1 only if chunk N + 1 finished while the request was on its way."""
+    n = 2
     progress: list = []
+    sent: list = []
 
     def on_event(ev: dict) -> None:
         _progress_of(NODE, progress)(ev)
-        if progress and progress[-1][0] == 2 and not sent:
+        if progress and progress[-1][0] == n and not sent:
             comfy.interrupt()
-            sent.append(time.time())
+            sent.append(progress[-1][0])
 
-    sent: list = []
     res = comfy.run(_graph(image_name, frames=481, prefix="stream/cancelled"), timeout=300, on_event=on_event)
     assert res.status == "interrupted", (res.status, res.error)
     done = progress[-1][0]
-    assert 2 <= done < 20 and progress[-1][1] == 20                        # stopped within one chunk
+    assert sent == [n] and progress[-1][1] == 20
+    assert done in (n, n + 1), progress                                   # stopped within one chunk
     folder = comfy_server.base / "output" / "stream"
     assert not list(folder.glob("cancelled_*_.mp4"))                       # no file under the final name
     partial = list(folder.glob("cancelled_*_partial.mp4"))
