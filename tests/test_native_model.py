@@ -217,3 +217,30 @@ def test_core_latent2rgb_previewer_draws_the_pack_samplers_preview(comfy_core, s
     core = np.asarray(previewer.decode_latent_to_preview(x0)).astype(int)
     ours = pack_preview(x0, stage1.cond.preview_proj).astype(int)
     assert core.shape == ours.shape and np.abs(core - ours).max() <= 1 and ours.std() > 1
+
+
+def _loaded_dit(loader, tiny_models, monkeypatch, dtype: str, weight_format: str = "default"):
+    import folder_paths
+
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "sana_wm", ([str(tiny_models / "sana_wm")], set()))
+    repo = str(tiny_models / "sana_wm" / "SANA-WM_bidirectional")
+    return loader.load_stage1("SANA-WM_bidirectional", dtype, "none", repo, weight_format).model.dit
+
+
+def test_the_model_loader_builds_the_dit_from_comfy_ops(comfy_core, tiny_models, monkeypatch):
+    """The Stage-1 loader hands ComfyUI's operations to the engine: the DiT's layers are `comfy.ops` classes
+    (what lets ComfyUI cast, patch and stream them per layer); fp8 storage gives `manual_cast` layers holding
+    float8_e4m3fn block weights, upcast per call."""
+    import comfy.ops
+
+    loader = import_pack_module("models")
+    dit = _loaded_dit(loader, tiny_models, monkeypatch, "fp32")
+    qkv = dit.blocks[0].attn.qkv
+    assert type(qkv) is comfy.ops.disable_weight_init.Linear, type(qkv)      # storage = compute: cast only if offloaded
+    assert qkv.weight.dtype == torch.float32
+    assert isinstance(dit.blocks[0].attn.q_norm, comfy.ops.CastWeightBiasOp)
+    dit8 = _loaded_dit(loader, tiny_models, monkeypatch, "fp32", "fp8_e4m3fn")
+    linears = [m for m in dit8.blocks.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(isinstance(m, comfy.ops.manual_cast.Linear) for m in linears)
+    assert all(m.weight.dtype == torch.float8_e4m3fn for m in linears), {m.weight.dtype for m in linears}
+    assert dit8.blocks[0].attn.qkv.comfy_cast_weights                       # upcast to fp32 per call
