@@ -244,3 +244,34 @@ def test_the_model_loader_builds_the_dit_from_comfy_ops(comfy_core, tiny_models,
     assert linears and all(isinstance(m, comfy.ops.manual_cast.Linear) for m in linears)
     assert all(m.weight.dtype == torch.float8_e4m3fn for m in linears), {m.weight.dtype for m in linears}
     assert dit8.blocks[0].attn.qkv.comfy_cast_weights                       # upcast to fp32 per call
+
+
+@pytest.mark.parametrize("folder,node", [("CHUNK_CAUSAL_REPO_DIR", "the SANA-WM Sampler with sampler chunk_flow_euler"),
+                                         ("STREAMING_REPO_DIR", "SANA-WM Stream Sampler or SANA-WM Stream to Video")])
+def test_core_samplers_refuse_the_chunk_causal_and_streaming_releases(comfy_core, stage1, tiny_models, folder, node):
+    """Their schedules are the pack's (staggered chunks / streamed blocks): SamplerCustom and KSampler refuse
+    them at the model's first look at the conditioning, before any forward, naming the node that runs them."""
+    from sana_wm_core.model import load_transformer, read_release
+    from sana_wm_core.testing import tiny_config as C
+    from sana_wm_core.weights.torch_pt import as_safetensors
+
+    info = read_release(tiny_models / getattr(C, folder))
+    dit = load_transformer(as_safetensors(info.dit_path), overrides=info.model_overrides)
+    calls: list = []
+    handle = dit.register_forward_hook(lambda *a: calls.append(1))
+    cpu = torch.device("cpu")
+    patcher = comfy_core.model.wrap_as_core_model(dit, info.flow_shift, cpu, cpu)
+    positive, negative, latent = comfy_core.cond.core_conditioning(stage1.cond)
+    noise = comfy_core.sample.prepare_noise(latent["samples"], SEED)
+    try:
+        with pytest.raises(ValueError, match=f"model: a core sampler .*, or run it in {node}"):
+            comfy_core.sample.sample_custom(patcher, noise, CFG, comfy_core.samplers.sampler_object("euler"),
+                                            flow_schedule(2, info.flow_shift).sigmas, positive, negative,
+                                            latent["samples"], noise_mask=latent["noise_mask"], disable_pbar=True)
+        with pytest.raises(ValueError, match=f"or run it in {node}"):
+            comfy_core.sample.sample(patcher, noise, 2, CFG, "euler", "simple", positive, negative, latent["samples"],
+                                     noise_mask=latent["noise_mask"], disable_pbar=True)
+    finally:
+        handle.remove()
+        comfy_core.mm.unload_all_models()
+    assert calls == []
