@@ -124,8 +124,10 @@ class SanaWMModelLoader(io.ComfyNode):
                          "staggered chunk schedule); NVIDIA releases it as a research checkpoint that may show "
                          "artifacts. It ships only the DiT and config.yaml; the VAE and refiner come from "
                          "SANA-WM_bidirectional. SANA-WM_streaming is the distilled real-time student, also on the "
-                         "pack's own sampling (SANA-WM Sampler, sampler self_forcing); its sana_dit/model.pt is read "
-                         "with PyTorch's safe loader and converted once to safetensors beside it."),
+                         "pack's own sampling (SANA-WM Stream Sampler / Stream to Video, or the SANA-WM Sampler with "
+                         "sampler self_forcing); its sana_dit/model.pt is read with PyTorch's safe loader and "
+                         "converted once to safetensors beside it. A core sampler given either of these two refuses "
+                         "it, naming the node to use."),
             inputs=[
                 io.Combo.Input("model", options=loader_options("sana_wm", _STAGE1_KNOWN, _has_stage1), tooltip=(
                     "A folder under models/sana_wm (original layout with dit/ + config.yaml, or the diffusers "

@@ -23,11 +23,25 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.supported_models_base
 
+from ..sana_wm_core.model.release import CHUNK_SAMPLER, DEFAULT_SAMPLER, STREAM_SAMPLER
+from ..sana_wm_core.model.variants import Variant, check_sampler_for_model
 from .native_preview import PREVIEW_KEY, RGB_PASS_THROUGH, ClipPreview, reshape_hook_supported
 
 RAYMAP_KEY = "sanawm_raymap"
 PLUCKER_KEY = "sanawm_plucker"
 TIMESTEP_MULTIPLIER = 1000     # the DiT is trained on t = 1000 * sigma
+# Where each release runs in ComfyUI (by its release sampler): what a wrong-model message tells the user to use.
+NODES_FOR_RELEASE = {
+    DEFAULT_SAMPLER: "core KSampler / SamplerCustomAdvanced or the SANA-WM Sampler with sampler flow_euler_ltx",
+    CHUNK_SAMPLER: "the SANA-WM Sampler with sampler chunk_flow_euler",
+    STREAM_SAMPLER: "SANA-WM Stream Sampler or SANA-WM Stream to Video",
+}
+CORE_SAMPLERS = "model: a core sampler (KSampler, KSamplerAdvanced, SamplerCustom, SamplerCustomAdvanced)"
+
+
+def run_it_in(variant: Variant) -> str:
+    """The fix that keeps the loaded model: the pack node(s) its release runs in."""
+    return f"run it in {NODES_FOR_RELEASE[variant.sampler]}"
 
 
 class SanaWMLatentFormat(comfy.latent_formats.LatentFormat):
@@ -97,6 +111,9 @@ class SanaWMBaseModel(comfy.model_base.BaseModel):
         return self.diffusion_model.dit
 
     def extra_conds(self, **kwargs: Any) -> dict:
+        """Also the first thing a core sampler asks of the model: the chunk-causal and streaming releases have
+        their own schedules (the pack's nodes), so they are refused here, naming those nodes."""
+        check_sampler_for_model(self.dit, DEFAULT_SAMPLER, asked_by=CORE_SAMPLERS, instead=run_it_in)
         out = super().extra_conds(**kwargs)
         preview = getattr(self.latent_format, "preview", None)     # None: a node swapped the latent format
         if preview is not None:

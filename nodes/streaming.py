@@ -16,7 +16,7 @@ import torch
 import folder_paths
 from comfy_api.latest import io
 
-from ..sana_wm_core.model.release import CHUNK_SAMPLER, STREAM_SAMPLER
+from ..sana_wm_core.model.release import STREAM_SAMPLER
 from ..sana_wm_core.sampling import plan_stage1, snap_stream_conditioning, stage1_latent, stream_stage1
 from ..sana_wm_core.sampling.preview import latent_preview
 from ..sana_wm_core.sampling.self_forcing import DEFAULT_SIGMAS, check_stream_model, plan_streaming
@@ -26,7 +26,7 @@ from .comfy_model import load_for_sampling
 from .host import ComfyHost
 from .native_cond import stage1_from_core
 from .native_latent import core_latent
-from .native_model import SanaWMBaseModel, core_dit
+from .native_model import SanaWMBaseModel, core_dit, run_it_in
 from .types import Refiner, Vae
 
 CATEGORY = "SANA-WM/streaming"
@@ -47,18 +47,24 @@ def _stream_inputs() -> list:
     ]
 
 
-def _stage1_model(model, positive, latent):
-    """(streaming DiT, the MODEL's patcher, release settings, Stage1Conditioning); a bidirectional model or the
-    chunk-causal teacher is refused."""
+def _stage1_model(node: str, model, positive, latent, frames_per_block: int):
+    """(streaming DiT, the MODEL's patcher, release chi_prompt, Stage1Conditioning); any other release (the
+    bidirectional model, the chunk-causal teacher) is refused, naming the node it runs in."""
     dit = core_dit(model)                       # a MODEL that is not SANA-WM's fails here, naming the input
+    check_stream_model(dit, frames_per_block, asked_by=f"model: {node}", instead=run_it_in)
     base = getattr(model, "model", None)
     release = base.release if isinstance(base, SanaWMBaseModel) else None
-    if release is not None and release.sampler == CHUNK_SAMPLER:
-        raise ValueError("model is the chunk-causal teacher (SANA-WM_chunk_causal: 60 steps with CFG, sampler "
-                         "chunk_flow_euler in the SANA-WM Sampler); streaming runs the distilled student: load "
-                         "SANA-WM_streaming in the model loader")
     cond = stage1_from_core(positive, None, latent, guidance=False)
     return dit, model, tuple(release.chi_prompt) if release is not None else (), cond
+
+
+def stream_report(frames: int, chunks: int, note: str | None) -> str:
+    """The node's result text: the streamed length, and the 24k+1 snapping note when the clip was cut."""
+    text = f"Stage 1: {frames} frames in {chunks} chunks"
+    if note is None:
+        return text
+    log.warning(note)
+    return f"{text}\n{note}"
 
 
 def _load(patcher, cond, chunks) -> None:
@@ -81,7 +87,8 @@ class SanaWMStreamToVideo(io.ComfyNode):
                          "causal VAE and written to the mp4 at once, so the video grows while the next block is "
                          "made and memory does not grow with its length. Progress counts chunks (1.5 s each); the "
                          "preview shows each decoded chunk. Cancelling keeps what was written as "
-                         "<prefix>_NNNNN_partial.mp4. The length is snapped to 24k+1 frames (961 = 60 s)."),
+                         "<prefix>_NNNNN_partial.mp4. The length is snapped to 24k+1 frames (961 = 60 s); the node shows what it "
+                         "used."),
             inputs=[
                 io.Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
                 io.Conditioning.Input("positive", tooltip="From SANA-WM Image To Video (image, camera, prompt)."),
@@ -110,15 +117,15 @@ class SanaWMStreamToVideo(io.ComfyNode):
 
         from ..sana_wm_core.refiner import SanaWMRefiner
 
-        dit, patcher, chi_prompt, conditioning = _stage1_model(model, positive, latent)
+        dit, patcher, chi_prompt, conditioning = _stage1_model("SANA-WM Stream to Video", model, positive, latent,
+                                                               frames_per_block)
         if refiner is not None and not isinstance(refiner, SanaWMRefiner):
             raise ValueError("refiner must come from the SANA-WM Refiner Loader")
         plan = plan_stream_video(                                       # bad inputs fail before loading
             dit, conditioning, vae, refiner, frames_per_block=frames_per_block, cached_blocks=int(cached_blocks),
             sink=bool(sink))
         text = plan.refiner_text(refiner_prompt) if refiner is not None else ""
-        if plan.note:
-            log.warning(plan.note)
+        report = stream_report(plan.cond.num_frames, plan.chunks, plan.note)
         plan.cond.check_prefix(chi_prompt)
         cond = plan.cond
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
@@ -141,7 +148,8 @@ class SanaWMStreamToVideo(io.ComfyNode):
                                      os.path.join(folder, partial), fps=cond.fps, camera=cond.camera,
                                      video_c2w=plan.video_c2w, extra=extra, crf=int(crf))
         ui = {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": (True,),
-              "camera_json": [{"filename": saved.json_path.name, "subfolder": subfolder, "type": "output"}]}
+              "camera_json": [{"filename": saved.json_path.name, "subfolder": subfolder, "type": "output"}],
+              "text": [report]}
         return io.NodeOutput(VideoFromFile(str(saved.info.path)), ui=ui)
 
 
@@ -155,9 +163,10 @@ class SanaWMStreamSampler(io.ComfyNode):
             description=("Stage 1 of the streaming model alone: the self_forcing sampler block by block (progress "
                          "in blocks, the preview shows the finished blocks), returning the whole latent for the "
                          "SANA-WM Refine / Decode / Save Video nodes (a core LATENT carrying the clip's camera, fps "
-                         "and prompt). The length is snapped to 24k+1 frames. The chunk-causal and streaming "
-                         "models stay on the pack's own sampler nodes (this one, Stream to Video, SANA-WM Sampler); "
-                         "core KSampler / SamplerCustomAdvanced are for the bidirectional model."),
+                         "and prompt). The length is snapped to 24k+1 frames; the node shows what it used. The "
+                         "chunk-causal and streaming models stay on the pack's own sampler nodes (this one, Stream "
+                         "to Video, SANA-WM Sampler); core KSampler / SamplerCustomAdvanced are for the "
+                         "bidirectional model."),
             inputs=[
                 io.Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
                 io.Conditioning.Input("positive", tooltip="From SANA-WM Image To Video."),
@@ -169,11 +178,9 @@ class SanaWMStreamSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, latent, seed, frames_per_block, cached_blocks, sink) -> io.NodeOutput:
-        dit, patcher, chi_prompt, conditioning = _stage1_model(model, positive, latent)
-        check_stream_model(dit, frames_per_block)                       # bad inputs fail before loading
+        dit, patcher, chi_prompt, conditioning = _stage1_model("SANA-WM Stream Sampler", model, positive, latent,
+                                                               frames_per_block)   # bad inputs fail before loading
         cond, note = snap_stream_conditioning(conditioning, int(frames_per_block))
-        if note:
-            log.warning(note)
         options = dict(frames_per_block=int(frames_per_block), cached_blocks=int(cached_blocks), sink=bool(sink))
         stream = plan_streaming(dit, cond, **options)
         plan = plan_stage1(cond, steps=stream.flow.steps, guidance_scale=1.0, seed=int(seed), flow_shift=1.0,
@@ -188,7 +195,8 @@ class SanaWMStreamSampler(io.ComfyNode):
             parts.append(x.cpu())
             shown = None if proj is None else (lambda z=parts[-1]: latent_preview(z, proj))
             host.progress(k + 1, len(stream.chunks), shown)
-        return io.NodeOutput(core_latent(stage1_latent(cond, torch.cat(parts, dim=2), plan)))
+        return io.NodeOutput(core_latent(stage1_latent(cond, torch.cat(parts, dim=2), plan)),
+                             ui={"text": [stream_report(cond.num_frames, len(stream.chunks), note)]})
 
 
 NODES = [SanaWMStreamToVideo, SanaWMStreamSampler]

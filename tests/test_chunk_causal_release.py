@@ -24,7 +24,8 @@ def test_the_release_folder_says_chunk_causal(tiny_models):
     assert cfg["model"]["attn_type"] == "ChunkCausalGDNTriton" and cfg["scheduler"]["vis_sampler"] == "chunk_flow_euler"
     bidir = read_release(tiny_models / C.ORIGINAL_REPO_DIR)
     assert (bidir.chunk_size, bidir.sampler) == (None, "flow_euler_ltx")
-    assert bidir.model_overrides == {"num_attention_heads": C.DIT_CONFIG["num_attention_heads"]}  # model.num_heads
+    assert bidir.model_overrides == {"num_attention_heads": C.DIT_CONFIG["num_attention_heads"],   # model.num_heads
+                                     "release_sampler": "flow_euler_ltx"}
 
 
 def test_the_dit_loads_strictly_and_knows_it_is_chunk_causal(tiny_models):

@@ -252,3 +252,61 @@ def test_core_latent2rgb_previewer_draws_the_pack_samplers_preview(comfy_core, s
     core = np.asarray(previewer.decode_latent_to_preview(x0)).astype(int)
     ours = pack_preview(x0, stage1.cond.preview_proj).astype(int)
     assert core.shape == ours.shape and np.abs(core - ours).max() <= 1 and ours.std() > 1
+
+
+def _loaded_dit(loader, tiny_models, monkeypatch, dtype: str, weight_format: str = "default"):
+    import folder_paths
+
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "sana_wm", ([str(tiny_models / "sana_wm")], set()))
+    repo = str(tiny_models / "sana_wm" / "SANA-WM_bidirectional")
+    return loader.load_stage1("SANA-WM_bidirectional", dtype, "none", repo, weight_format).model.dit
+
+
+def test_the_model_loader_builds_the_dit_from_comfy_ops(comfy_core, tiny_models, monkeypatch):
+    """The Stage-1 loader hands ComfyUI's operations to the engine: the DiT's layers are `comfy.ops` classes
+    (what lets ComfyUI cast, patch and stream them per layer); fp8 storage gives `manual_cast` layers holding
+    float8_e4m3fn block weights, upcast per call."""
+    import comfy.ops
+
+    loader = import_pack_module("models")
+    dit = _loaded_dit(loader, tiny_models, monkeypatch, "fp32")
+    qkv = dit.blocks[0].attn.qkv
+    assert type(qkv) is comfy.ops.disable_weight_init.Linear, type(qkv)      # storage = compute: cast only if offloaded
+    assert qkv.weight.dtype == torch.float32
+    assert isinstance(dit.blocks[0].attn.q_norm, comfy.ops.CastWeightBiasOp)
+    dit8 = _loaded_dit(loader, tiny_models, monkeypatch, "fp32", "fp8_e4m3fn")
+    linears = [m for m in dit8.blocks.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(isinstance(m, comfy.ops.manual_cast.Linear) for m in linears)
+    assert all(m.weight.dtype == torch.float8_e4m3fn for m in linears), {m.weight.dtype for m in linears}
+    assert dit8.blocks[0].attn.qkv.comfy_cast_weights                       # upcast to fp32 per call
+
+
+@pytest.mark.parametrize("folder,node", [("CHUNK_CAUSAL_REPO_DIR", "the SANA-WM Sampler with sampler chunk_flow_euler"),
+                                         ("STREAMING_REPO_DIR", "SANA-WM Stream Sampler or SANA-WM Stream to Video")])
+def test_core_samplers_refuse_the_chunk_causal_and_streaming_releases(comfy_core, stage1, tiny_models, folder, node):
+    """Their schedules are the pack's (staggered chunks / streamed blocks): SamplerCustom and KSampler refuse
+    them at the model's first look at the conditioning, before any forward, naming the node that runs them."""
+    from sana_wm_core.model import load_transformer, read_release
+    from sana_wm_core.testing import tiny_config as C
+    from sana_wm_core.weights.torch_pt import as_safetensors
+
+    info = read_release(tiny_models / getattr(C, folder))
+    dit = load_transformer(as_safetensors(info.dit_path), overrides=info.model_overrides)
+    calls: list = []
+    handle = dit.register_forward_hook(lambda *a: calls.append(1))
+    cpu = torch.device("cpu")
+    patcher = comfy_core.model.wrap_as_core_model(dit, info.flow_shift, cpu, cpu)
+    positive, negative, latent = comfy_core.cond.core_conditioning(stage1.cond)
+    noise = comfy_core.sample.prepare_noise(latent["samples"], SEED)
+    try:
+        with pytest.raises(ValueError, match=f"model: a core sampler .*, or run it in {node}"):
+            comfy_core.sample.sample_custom(patcher, noise, CFG, comfy_core.samplers.sampler_object("euler"),
+                                            flow_schedule(2, info.flow_shift).sigmas, positive, negative,
+                                            latent["samples"], noise_mask=latent["noise_mask"], disable_pbar=True)
+        with pytest.raises(ValueError, match=f"or run it in {node}"):
+            comfy_core.sample.sample(patcher, noise, 2, CFG, "euler", "simple", positive, negative, latent["samples"],
+                                     noise_mask=latent["noise_mask"], disable_pbar=True)
+    finally:
+        handle.remove()
+        comfy_core.mm.unload_all_models()
+    assert calls == []

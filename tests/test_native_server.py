@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from sana_wm_core.testing import tiny_config as C
 from sana_wm_core.video import probe_mp4
 from stage1_graph import MODEL_LOADER, SAMPLER, VAE, stage1_graph, upload_first_frame
 
@@ -81,14 +82,49 @@ def _newest(folder, pattern: str):
     return found[-1]
 
 
+def _saved_latent(comfy_server, res, node: str) -> torch.Tensor:
+    entry = res.outputs[node]["latents"][0]
+    path = comfy_server.base / "output" / entry.get("subfolder", "") / entry["filename"]
+    return load_file(str(path))["latent_tensor"]
+
+
+def _shift_variants() -> dict:
+    """Beside ModelSamplingSD3(5.0) -> KSampler: the same KSampler on ModelSamplingSD3 at the release's own shift
+    ("36") and on the plain MODEL ("37"), each saved ("43", "44")."""
+    base = _core_sampling("ModelSamplingSD3")[SAMPLER]
+    out = {"35": {"class_type": "ModelSamplingSD3", "inputs": {"model": [MODEL_LOADER, 0],
+                                                                "shift": float(C.TINY_FLOW_SHIFT)}}}
+    for node, model, save in (("36", ["35", 0], "43"), ("37", [MODEL_LOADER, 0], "44")):
+        out[node] = {"class_type": "KSampler", "inputs": {**base["inputs"], "model": model}}
+        out[save] = {"class_type": "SaveLatent", "inputs": {"samples": [node, 0], "filename_prefix": f"shift_{node}"}}
+    return out
+
+
 @pytest.mark.parametrize("kind", ["KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced", "ModelSamplingSD3"])
 def test_core_sampler_nodes_drive_the_sanawm_model_to_a_video_of_the_path_length(comfy, comfy_server,
                                                                                  image_name, kind):
+    """Each core sampler path ends in an mp4 of the path's length and keeps the image-pinned first latent frame
+    (SaveLatent of its output vs of Image To Video's latent). ModelSamplingSD3 changes the result: at shift 5.0
+    KSampler's latent differs from the same KSampler on the plain MODEL, at the release's own shift it equals it."""
     wf = _graph(image_name, kind)
     wf[I2V]["inputs"]["negative_prompt"] = f"blurry, {kind}"   # Image To Video runs (and reports) every time
     wf["40"] = _save_video(f"SANA-WM/core_{kind}", [SAMPLER, 0])
+    wf["41"] = {"class_type": "SaveLatent", "inputs": {"samples": [SAMPLER, 0], "filename_prefix": f"core_{kind}"}}
+    wf["42"] = {"class_type": "SaveLatent", "inputs": {"samples": [I2V, 2], "filename_prefix": f"core_in_{kind}"}}
+    if kind == "ModelSamplingSD3":
+        wf |= _shift_variants()
     res = comfy.run(wf, timeout=300)
     assert res.status == "success", res.error
+    out, start = _saved_latent(comfy_server, res, "41"), _saved_latent(comfy_server, res, "42")
+    image = start[:, :, :1]
+    err = float((out[:, :, :1] - image).abs().max() / image.abs().max())
+    assert out.shape == start.shape and err < 1e-6, (kind, err)           # the pinned frame is the image latent
+    assert not torch.equal(out[:, :, 1:], start[:, :, 1:]), kind
+    if kind == "ModelSamplingSD3":
+        same_shift, plain = _saved_latent(comfy_server, res, "43"), _saved_latent(comfy_server, res, "44")
+        moved = float((out - plain).abs().max() / plain.abs().max())
+        print(f"\nserver: KSampler after ModelSamplingSD3(5.0) vs on the plain MODEL: max rel diff {moved:.2e}")
+        assert moved > 1e-3 and torch.equal(same_shift, plain), moved
     p = probe_mp4(_newest(comfy_server.base / "output" / "SANA-WM", f"core_{kind}_*.mp4"))
     assert p["frames"] == FRAMES and p["fps"] == 16.0 and (p["width"], p["height"]) == (128, 96), p
     steps = [e["data"]["value"] for e in res.events
@@ -134,12 +170,6 @@ def test_core_samplers_send_the_pack_samplers_latent_previews_over_the_websocket
     last = float(np.abs(shown["SamplerCustomAdvanced"][-1] - ours).mean())
     print(f"server: SamplerCustomAdvanced last preview vs SANA-WM Sampler's: mean abs diff {last:.2f}")
     assert last < 3.0, last
-
-
-def _saved_latent(comfy_server, res, node: str) -> torch.Tensor:
-    entry = res.outputs[node]["latents"][0]
-    path = comfy_server.base / "output" / entry.get("subfolder", "") / entry["filename"]
-    return load_file(str(path))["latent_tensor"]
 
 
 def test_sampler_custom_advanced_with_the_scheduler_equals_the_pack_sampler_through_save_latent(

@@ -195,11 +195,16 @@ def test_later_chunks_cannot_change_earlier_ones(causal):
         assert float((out[:, :, 7:] - base[:, :, 7:]).abs().max()) > 1e-4
 
 
-def test_one_chunk_is_the_bidirectional_ltx_sampler(causal):
+def test_one_chunk_is_the_bidirectional_ltx_sampler(causal, bidirectional):
+    """On one chunk the chunk mask is full attention: the same weights built bidirectional (flow_euler_ltx runs
+    only on that variant) give the same latents."""
+    sd, other = causal.state_dict(), bidirectional.state_dict()
+    assert sd.keys() == other.keys() and all(torch.equal(sd[k], other[k]) for k in sd)
     cond = make_cond(6, seed=2)                                 # 6 frames < 4 + 3: a single chunk
     assert len(chunk_schedule(6, 3, 3, SHIFT).chunks) == 1
     a = sample_chunk_causal(causal, cond, steps=3, guidance_scale=4.0, seed=9, flow_shift=SHIFT)
-    b = sample_stage1(causal, cond, steps=3, guidance_scale=4.0, seed=9, flow_shift=SHIFT, sampler="flow_euler_ltx")
+    b = sample_stage1(bidirectional, cond, steps=3, guidance_scale=4.0, seed=9, flow_shift=SHIFT,
+                      sampler="flow_euler_ltx")
     assert float((a - b).abs().max()) <= 1e-6
 
 

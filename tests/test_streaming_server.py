@@ -46,4 +46,4 @@ def test_bad_streaming_settings_are_refused_before_loading(comfy, comfy_server, 
     res = comfy.run(_graph(image_name, model, cfg=cfg), timeout=300)
     assert res.status == "error" and res.error["node_id"] == SAMPLER
     assert fix in res.error["exception_message"]
-    assert "Requested to load SanaWMTransformer" not in comfy_server.log()[mark:]
+    assert "Requested to load SanaWMBaseModel" not in comfy_server.log()[mark:]

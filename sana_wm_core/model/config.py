@@ -48,6 +48,9 @@ class SanaWMConfig:
     # Chunk-causal variant (None = fully bidirectional release).
     chunk_size: Optional[int] = None
     chunk_split_strategy: str = "first_chunk_plus_one"
+    # The release's Stage-1 sampler, stamped by the release loader (variants.py: the teacher and the streaming
+    # student share this architecture). None = not known (a DiT built by hand).
+    release_sampler: Optional[str] = None
     # Only used to size the unused original-layout buffers (`y_embedder.y_embedding`, `pos_embed`).
     model_max_length: int = 300
     image_size: int = 720

@@ -51,7 +51,9 @@ class ReleaseInfo:
     @property
     def model_overrides(self) -> dict:
         """Config fields the checkpoint's shapes cannot tell (`load_transformer(..., overrides=...)`)."""
-        out: dict = {} if self.cross_heads is None else {"num_attention_heads": self.cross_heads}
+        out: dict = {"release_sampler": self.sampler}     # the variant, which no shape shows (variants.py)
+        if self.cross_heads is not None:
+            out["num_attention_heads"] = self.cross_heads
         if self.chunk_size is not None:
             out.update(chunk_size=self.chunk_size, chunk_split_strategy=self.chunk_split_strategy)
         return out

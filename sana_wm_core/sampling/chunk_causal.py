@@ -18,10 +18,10 @@ from typing import Any, Optional
 
 import torch
 
-from ..model.release import CHUNK_SAMPLER, DEFAULT_FLOW_SHIFT, DEFAULT_SAMPLER, STREAM_SAMPLER, Stage1Model
+from ..model.release import CHUNK_SAMPLER, DEFAULT_FLOW_SHIFT, Stage1Model
+from ..model.variants import check_sampler_for_model
 from .chunk_schedule import ChunkSchedule, chunk_schedule
 from .conditioning import Stage1Conditioning
-from .self_forcing import check_stream_model
 from .steps import (InterruptCheck, SamplingRun, StepCallback, cache_pass, euler_per_token, guidance_inputs,
                     guided_velocity, initial_latents)
 
@@ -39,23 +39,6 @@ def chunk_config(transformer: Any) -> tuple[Optional[int], str]:
 def is_chunk_causal(transformer: Any) -> bool:
     """True when the DiT was built as the chunk-causal variant (its config has a chunk_size)."""
     return chunk_config(transformer)[0] is not None
-
-
-def check_sampler_for_model(transformer: Any, sampler: str) -> None:
-    """ValueError naming the fix when the sampler does not fit the variant (chunk-causal vs bidirectional).
-    The chunk-causal samplers (chunk_flow_euler, self_forcing) need a chunk-causal DiT and it needs one of them."""
-    causal = (CHUNK_SAMPLER, STREAM_SAMPLER)
-    if is_chunk_causal(transformer) and sampler not in causal:
-        raise ValueError(f"this Stage-1 DiT is the chunk-causal variant (SANA-WM_chunk_causal or SANA-WM_streaming), "
-                         f"which runs only with sampler {CHUNK_SAMPLER} (the teacher) or {STREAM_SAMPLER} (the "
-                         f"streaming student); set sampler to {CHUNK_SAMPLER} (got {sampler!r}) or "
-                         f"{STREAM_SAMPLER}, or load SANA-WM_bidirectional for the other samplers")
-    if not is_chunk_causal(transformer) and sampler == CHUNK_SAMPLER:
-        raise ValueError(f"sampler {CHUNK_SAMPLER} needs the chunk-causal model, but this Stage-1 DiT is "
-                         "bidirectional: load Efficient-Large-Model/SANA-WM_chunk_causal in the model loader, "
-                         f"or pick sampler {DEFAULT_SAMPLER} for this model")
-    if not is_chunk_causal(transformer) and sampler == STREAM_SAMPLER:
-        check_stream_model(transformer, 0)
 
 
 def plan_chunk_causal(transformer: Any, cond: Stage1Conditioning, *, steps: int, flow_shift: float,

@@ -25,6 +25,7 @@ import torch
 
 from ..model.cache import DiTCache
 from ..model.release import STREAM_SAMPLER
+from ..model.variants import check_sampler_for_model
 from ..runtime.host import Host
 from .conditioning import Stage1Conditioning
 from .schedule import FlowSchedule
@@ -151,13 +152,13 @@ def snap_stream_conditioning(cond: Stage1Conditioning, frames_per_block: int = D
                                chunk_plucker=cond.chunk_plucker[:, :L], c2w=c2w), note
 
 
-def check_stream_model(transformer: Any, frames_per_block: int) -> None:
-    """ValueError naming the fix for a bidirectional DiT or a block size other than the checkpoint's chunk."""
+def check_stream_model(transformer: Any, frames_per_block: int, *, asked_by: Optional[str] = None,
+                       instead: Any = None) -> None:
+    """ValueError naming the fix unless the DiT is the streaming release (`model.variants`: the bidirectional
+    model and the chunk-causal teacher are refused) and frames_per_block is its chunk size. asked_by / instead:
+    as in `check_sampler_for_model` (a node names itself and its alternatives)."""
+    check_sampler_for_model(transformer, STREAM_SAMPLER, asked_by=asked_by, instead=instead)
     chunk = getattr(getattr(transformer, "config", None), "chunk_size", None)
-    if chunk is None:
-        raise ValueError(f"sampler {STREAM_SAMPLER} needs the streaming model, but this Stage-1 DiT is "
-                         "bidirectional: load Efficient-Large-Model/SANA-WM_streaming in the model loader, or use "
-                         "sampler flow_euler_ltx for this model")
     if int(frames_per_block) != int(chunk):
         raise ValueError(f"frames_per_block {frames_per_block} is not this checkpoint's chunk size ({chunk} latent "
                          f"frames); set frames_per_block to {chunk}")

@@ -15,6 +15,7 @@ from typing import Any, Protocol, Sequence
 import torch
 
 from ..latent import SanaWMLatent
+from ..model.variants import check_sampler_for_model
 from ..runtime.host import CallbackHost, Host, Interrupted
 from .conditioning import Stage1Conditioning
 from .registry import SAMPLERS, get_sampler
@@ -150,7 +151,9 @@ def run_stage1(transformer: VelocityModel, cond: Stage1Conditioning, plan: Stage
                host: Host | None = None, callback: StepCallback | None = None,
                interrupt: InterruptCheck | None = None, dtype: torch.dtype | None = None,
                device: torch.device | str | None = None) -> torch.Tensor:
-    """Runs a plan from `plan_stage1`; returns (1,C,L,h,w) in the model dtype on the model device."""
+    """Runs a plan from `plan_stage1`; returns (1,C,L,h,w) in the model dtype on the model device. The sampler
+    must be one the model's release runs with (`model.variants`), checked before any model call."""
+    check_sampler_for_model(transformer, plan.sampler)
     m_dtype, m_device = model_dtype_device(transformer) if isinstance(transformer, torch.nn.Module) else (
         torch.float32, torch.device("cpu"))
     run = SamplingRun(steps=plan.steps, guidance_scale=plan.guidance_scale, seed=plan.seed,
