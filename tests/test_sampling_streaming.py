@@ -214,6 +214,33 @@ def test_the_window_and_the_sink_change_the_result(hybrid64):
     assert torch.equal(runs[(2, True)][:, :, :7], runs[(2, False)][:, :, :7])   # chunks 0, 1: same window
 
 
+def _cache_read_per_chunk(model, cond, **kw) -> list[int]:
+    """`DiTCache.nbytes` of the cache each chunk's denoising calls read (one value per chunk)."""
+    seen: list = []
+    handle = model.register_forward_pre_hook(
+        lambda m, a, k: seen.append(0 if k.get("cache") is None else k["cache"].nbytes), with_kwargs=True)
+    try:
+        for _ in stream_stage1(model, cond, seed=1, **kw):
+            pass
+    finally:
+        handle.remove()
+    steps = len(SIGMAS)                      # per chunk: `steps` denoising calls, then one cache pass (not the last)
+    per_chunk = [seen[c * (steps + 1):c * (steps + 1) + steps] for c in range(len(spec_blocks(cond.latent_frames)))]
+    assert all(len(set(calls)) == 1 for calls in per_chunk)      # the steps of one chunk read the same cache
+    return [calls[0] for calls in per_chunk]
+
+
+@pytest.mark.parametrize("ncb,sink", [(2, True), (1, False)])
+def test_cache_memory_is_flat_as_the_clip_grows(hybrid32, ncb, sink):
+    """Memory bounded by the window: the per-layer cache a chunk reads stops growing from chunk 3 on."""
+    sizes = _cache_read_per_chunk(hybrid32, make_cond(3 * 7 + 1), cached_blocks=ncb, sink=sink)
+    assert sizes[0] == 0 and sizes[1] > 0
+    assert len(set(sizes[3:])) == 1, sizes
+    unbounded = _cache_read_per_chunk(hybrid32, make_cond(3 * 5 + 1), cached_blocks=0)   # keeps every chunk
+    assert all(a < b for a, b in zip(unbounded[1:], unbounded[2:])), unbounded          # so the measure can fail
+    assert unbounded[4] > sizes[4]
+
+
 @pytest.mark.parametrize("L", [6, 8])
 def test_registry_loop_handles_any_remainder(hybrid64, L, monkeypatch):
     """Through `sample_stage1` (no snapping): block 0 absorbs L mod 3 frames."""
