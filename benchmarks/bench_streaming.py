@@ -6,19 +6,23 @@ carried state the model reads per block (the `DiTCache`: GDN states, conv tails,
 the peak memory growth during a block (CUDA: max allocated; CPU: the process RSS peak above its level at the
 block's start, sampled every 2 ms). Both should be flat in n. Table 2: the same frames with the
 bidirectional model (same weights, `flow_euler_ltx`, 60 steps, CFG 5, i.e. batch 2) vs streaming (4 steps per
-block + 1 cache pass, no CFG): the time ratio.
+block + 1 cache pass, no CFG): the time ratio. Table 3: the whole per-chunk pipeline (Stage 1 + AR refiner +
+causal decode to uint8 frames, `stream_video` run sequentially) on the tiny SANA-WM_streaming bundle (96x128 px,
+built into a temporary folder) for clips of n chunks: seconds and peak memory growth per chunk as in table 1,
+and the process RSS after the last chunk minus after the first (what the clip holds beyond one chunk; frames are
+not kept). All should be flat in n.
 
-A random tiny DiT (default 4 blocks, one softmax, hidden 128), a moving camera + Plücker inputs.
+Tables 1-2: a random tiny DiT (default 4 blocks, one softmax, hidden 128), a moving camera + Plücker inputs.
 
-    .venv/bin/python benchmarks/bench_streaming.py [--blocks 1 4 16 40] [--compare 4 8] [--hw 6 10]
-        [--threads N] [--device cpu|cuda] [--dtype fp32|bf16] [--hidden 128] [--layers 4] [--steps 60]
+    .venv/bin/python benchmarks/bench_streaming.py [--blocks 1 4 16 40] [--compare 4 8] [--pipeline 1 4 16 40]
+        [--hw 6 10] [--threads N] [--device cpu|cuda] [--dtype fp32|bf16] [--hidden 128] [--layers 4] [--steps 60]
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,9 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from bench_args import add_tiny_model_args, conditioning, runtime_from_args  # noqa: E402
+from bench_stream_overlap import load_bundle  # noqa: E402
 from dit_oracle import make_pair  # noqa: E402
 from sana_wm_core.model import SanaWMConfig, SanaWMTransformer  # noqa: E402
 from sana_wm_core.sampling import sample_stage1, stream_stage1  # noqa: E402
+from sana_wm_core.streaming import plan_stream_video, stream_video  # noqa: E402
+from sana_wm_core.testing import tiny_config as C  # noqa: E402
 
 
 def _rss() -> int:
@@ -70,26 +77,18 @@ class PeakMemory:
         return max(0, self._peak - self._base)
 
 
-def cache_bytes(cache) -> int:
-    total = 0
-    for b in getattr(cache, "blocks", ()):
-        for name in ("gdn", "gdn_cam", "conv_k", "conv_k_cam", "kv", "kv_cam", "ffn"):
-            v = getattr(b, name)
-            if v is None:
-                continue
-            parts = (v,) if isinstance(v, torch.Tensor) else (
-                tuple(v) if isinstance(v, tuple) else tuple(getattr(v, f.name) for f in dataclasses.fields(v)))
-            for t in parts:
-                if isinstance(t, torch.Tensor):
-                    total += t.numel() * t.element_size()
-    return total
+def _cache_bytes(cache) -> int:
+    """The carried state a forward reads (`DiTCache.nbytes`; 0 for the first chunk's cache-free calls)."""
+    return 0 if cache is None else cache.nbytes
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--blocks", type=int, nargs="+", default=[1, 4, 16, 40])
-    ap.add_argument("--compare", type=int, nargs="+", default=[4, 8], help="block counts for table 2")
+    ap.add_argument("--blocks", type=int, nargs="*", default=[1, 4, 16, 40])
+    ap.add_argument("--compare", type=int, nargs="*", default=[4, 8], help="block counts for table 2 (none: skip)")
     ap.add_argument("--steps", type=int, default=60, help="bidirectional sampler steps (CFG 5)")
+    ap.add_argument("--pipeline", type=int, nargs="*", default=[1, 4, 16, 40],
+                    help="chunk counts for table 3 (Stage 1 + refine + decode); none: skip it")
     add_tiny_model_args(ap)
     args = ap.parse_args()
     device, dtype = runtime_from_args(args)
@@ -102,39 +101,28 @@ def main() -> int:
     bidir, stream = bidir.to(device, dtype), stream.to(device, dtype)
     cfg = stream.config
     held = []
-    stream.register_forward_pre_hook(lambda m, a, kw: held.append(cache_bytes(kw.get("cache"))), with_kwargs=True)
+    stream.register_forward_pre_hook(lambda m, a, kw: held.append(_cache_bytes(kw.get("cache"))), with_kwargs=True)
     mem = PeakMemory(device)
 
     print(f"device {device}, {args.dtype}, {torch.get_num_threads()} threads, DiT {cfg.num_layers} blocks hidden "
           f"{cfg.hidden_size}, latent {h}x{w}, 3-frame blocks, cached_blocks 2 + sink\n")
-    print("| blocks | latent frames | s/block first | s/block median | s/block last | state read (KiB) max "
-          "| peak mem / block (MiB) median, max |")
-    print("|---|---|---|---|---|---|---|")
+    if args.blocks:
+        print("| blocks | latent frames | s/block first | s/block median | s/block last | state read (KiB) max "
+              "| peak mem / block (MiB) median, max |")
+        print("|---|---|---|---|---|---|---|")
     for n in args.blocks:
         L = 3 * n + 1
         cond = conditioning(L, h, w, cfg.in_channels, cfg.caption_channels)
         held.clear()
-        times, peaks = [], []
-        gen = stream_stage1(stream, cond, seed=1)
-        while True:
-            mem.start()
-            t0 = time.perf_counter()
-            try:
-                next(gen)
-            except StopIteration:
-                mem.stop()
-                break
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-            peaks.append(mem.stop() / 2 ** 20)
+        times, peaks, _ = _timed_chunks(stream_stage1(stream, cond, seed=1), device, mem)
         state = [b / 1024 for b in held]
         print(f"| {n} | {L} | {times[0]:.4f} | {statistics.median(times):.4f} | {times[-1]:.4f} | "
               f"{max(state):.0f} | {statistics.median(peaks):.2f}, {max(peaks):.2f} |")
 
-    print(f"\n| blocks | latent frames | bidirectional {args.steps} steps CFG 5 (s) | streaming 4+1/block (s) "
-          "| ratio |")
-    print("|---|---|---|---|---|")
+    if args.compare:
+        print(f"\n| blocks | latent frames | bidirectional {args.steps} steps CFG 5 (s) | streaming 4+1/block (s) "
+              "| ratio |")
+        print("|---|---|---|---|---|")
     for n in args.compare:
         L = 3 * n + 1
         cond = conditioning(L, h, w, cfg.in_channels, cfg.caption_channels)
@@ -146,7 +134,53 @@ def main() -> int:
             pass
         ts = time.perf_counter() - t0
         print(f"| {n} | {L} | {tb:.3f} | {ts:.3f} | {tb / ts:.1f}x |")
+    if args.pipeline:
+        pipeline_table(args.pipeline, device, mem)
     return 0
+
+
+def _timed_chunks(chunks, device: torch.device, mem: PeakMemory) -> tuple[list, list, list]:
+    """Seconds, peak memory growth (MiB) and RSS after each item of a chunk generator (items are dropped)."""
+    times, peaks, rss = [], [], []
+    while True:
+        mem.start()
+        t0 = time.perf_counter()
+        try:
+            next(chunks)
+        except StopIteration:
+            mem.stop()
+            return times, peaks, rss
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+        peaks.append(mem.stop() / 2 ** 20)
+        rss.append(_rss())
+
+
+def pipeline_table(counts: list, device: torch.device, mem: PeakMemory) -> None:
+    """Table 3: Stage 1 + refine + decode per chunk on the tiny streaming bundle (sequential schedule)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dit, vae, refiner = load_bundle(Path(tmp) / "models", device)
+        h, w = C.TINY_HEIGHT // 32, C.TINY_WIDTH // 32
+        refiner.encode_prompt("a road")                     # the prompt is encoded once, before chunk 0
+        warm = conditioning(3 * 2 + 1, h, w, C.LATENT_CHANNELS, int(dit.config.caption_channels))
+        list(stream_video(dit, plan_stream_video(dit, warm, vae, refiner), vae, refiner, seed=1,
+                          refiner_prompt="a road", overlap=False))
+        print(f"\ntiny SANA-WM_streaming bundle {C.TINY_HEIGHT}x{C.TINY_WIDTH} px, Stage 1 + AR refiner + causal "
+              "decode per chunk, sequential\n")
+        print("| chunks | latent frames | video frames | s/chunk first | s/chunk median | s/chunk last "
+              "| peak mem / chunk (MiB) median, max | RSS last - first chunk (MiB) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for n in counts:
+            L = 3 * n + 1
+            cond = conditioning(L, h, w, C.LATENT_CHANNELS, int(dit.config.caption_channels))
+            plan = plan_stream_video(dit, cond, vae, refiner)
+            chunks = stream_video(dit, plan, vae, refiner, seed=1, refiner_prompt="a road", overlap=False)
+            times, peaks, rss = _timed_chunks(chunks, device, mem)
+            assert len(times) == n
+            print(f"| {n} | {L} | {plan.total_frames} | {times[0]:.4f} | {statistics.median(times):.4f} | "
+                  f"{times[-1]:.4f} | {statistics.median(peaks):.2f}, {max(peaks):.2f} | "
+                  f"{(rss[-1] - rss[0]) / 2 ** 20:+.1f} |")
 
 
 if __name__ == "__main__":

@@ -241,8 +241,11 @@ def test_release_sink_offsets_and_bounded_state(model, context):
         sizes.append(stream.state_nbytes())
     assert offsets == [0, 0, 0, 0, 2, 5, 8, 11, 14, 17]
     assert stream.history_frames == 10 and len(set(sizes[3:])) == 1 and sizes[2] < sizes[3]
-    whole = _engine(model, context, z)
-    assert torch.equal(torch.cat([z[:, :, :1]] + parts, 2), whole)  # block by block == the whole-latent loop
+    with plain_attention(model) as procs:                        # the release window, spelled out
+        ref, ref_offsets = with_prefix(model, procs, context, z, plan_blocks(31, RefineSettings()), kv_max_frames=11)
+    assert ref_offsets == offsets
+    err = (torch.cat([z[:, :, :1]] + parts, 2) - ref).abs().max().item()
+    assert err <= TOL, f"max |stream - spelled-out| = {err:.3g}"
 
 
 def test_bad_mode_and_blocks_are_refused(model, context):
@@ -256,7 +259,8 @@ def test_bad_mode_and_blocks_are_refused(model, context):
 
 
 def test_loaded_refiner_streams_blocks_equal_to_whole_refine(tmp_path):
-    """`SanaWMRefiner.stream` (the streaming pipeline's entry) gives the blocks `refine` gives for the whole latent."""
+    """`SanaWMRefiner.stream` (the streaming pipeline's entry) and `refine` of the whole latent both give the
+    cache-free reference's blocks for the prompt's context and the seed (3 blocks, nothing trimmed)."""
     from sana_wm_core.refiner import RefinerOptions, SanaWMRefiner, locate_refiner
     from sana_wm_core.testing.tiny_refiner import build_tiny_refiner
 
@@ -267,7 +271,12 @@ def test_loaded_refiner_streams_blocks_equal_to_whole_refine(tmp_path):
     with refiner.stream(z[:, :, :1], "a road", seed=7, fps=FPS) as stream:
         parts = [stream.refine(z[:, :, s:e]) for s, e in plan_blocks(10, RefineSettings())]
     assert refiner._transformer is None  # freed on exit (keep_loaded off)
-    assert torch.equal(torch.cat([z[:, :, :1]] + parts, 2), whole)
+    net = refiner.network()
+    with plain_attention(net) as procs:
+        ref = cache_free(net, procs, refiner.encode_prompt("a road"), z, plan_blocks(10, RefineSettings()), seed=7)
+    for name, got in (("stream", torch.cat([z[:, :, :1]] + parts, 2)), ("refine", whole)):
+        err = (got - ref).abs().max().item()
+        assert err <= TOL, f"max |{name} - cache-free| = {err:.3g}"
     with pytest.raises(ValueError, match="sink must be"):
         with refiner.stream(torch.zeros(1, C + 1, 1, H, W), "a road", seed=7, fps=FPS):
             pass

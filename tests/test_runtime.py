@@ -158,6 +158,21 @@ def test_kernel_settings_come_from_the_environment_only_as_the_default():
         KernelSettings.from_env({PRECISION_ENV: "fp64"})
     with pytest.raises(ValueError, match="GDN kernel 'cuda'"):
         KernelSettings(gdn="cuda")
+    assert KernelSettings.from_env({}).softmax_precision == "bf16"   # the reference's numerics by default
+    with pytest.raises(ValueError, match="softmax precision 'fp16'"):
+        KernelSettings(softmax_precision="fp16")
+
+
+def test_softmax_precision_model_keeps_an_fp32_attention_in_fp32():
+    from sana_wm_core.model.kernels import camera_softmax_attention, softmax_attention
+    q, k, v = torch.randn(3, 1, 2, 6, 8, generator=torch.Generator().manual_seed(0)).unbind(0)
+    fp32 = KernelSettings(softmax_precision="model")
+    for attend in (softmax_attention, camera_softmax_attention):
+        scale = None if attend is softmax_attention else 128 ** -0.5
+        exact = torch.nn.functional.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=scale)
+        assert float((attend(q, k, v, kernels=fp32).double() - exact).abs().max()) < 1e-6
+        assert float((attend(q, k, v).double() - exact).abs().max()) > 1e-4       # default: rounded through bf16
+        assert torch.equal(attend(q, k, v), attend(q, k, v, kernels=KernelSettings()))
 
 
 def test_the_model_reads_the_kernel_choice_once_and_passes_it_to_the_kernel(monkeypatch):

@@ -3,11 +3,14 @@
 prefix [0, end of c) (earlier blocks clean at t = 0), with a softmax mask that lets each query block see only
 its own keys and those of its window (the last `cached_blocks` blocks, the sink block 0 inside that budget).
 
-GDN-only model in fp32; the hybrid one (softmax blocks, where the window matters) in fp64, because in fp32 the
-release's softmax runs in bf16 (a reference quirk the parity tests pin), which turns the ~1e-7 differences of
-different matmul shapes into whole bf16 ulps (same split as test_dit_cache.py)."""
+fp32 throughout. The release runs an fp32 model's softmax attention in bf16 (a reference quirk the parity tests
+pin), which turns the ~1e-7 differences of different matmul shapes (cached window vs whole prefix) into whole bf16
+ulps (6e-6..2e-5 on these clips). The hybrid model (softmax blocks, where the window matters) therefore runs with
+its public kernel setting `softmax_precision="model"` (attention in fp32), and the reference honours the same
+setting; one bf16-softmax case stays in fp64, where the setting does not apply."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -19,6 +22,7 @@ from dit_oracle import camera_conditions, make_pair
 from tiny_stage1 import random_conditioning
 from sana_wm_core.model.kernels.attention import camera_scale
 from sana_wm_core.runtime.host import CallbackHost, Interrupted
+from sana_wm_core.runtime.kernels import KernelSettings
 from sana_wm_core.sampling import (SAMPLERS, Stage1Conditioning, plan_streaming, sample_stage1, sample_streaming,
                                    snap_stream_frames, stream_stage1)
 from sana_wm_core.sampling.self_forcing import kv_window, stream_chunks
@@ -35,6 +39,13 @@ def _causal(softmax_every_n: int, dtype: torch.dtype):
 @pytest.fixture(scope="module")
 def hybrid64():
     return _causal(2, torch.float64)
+
+
+@pytest.fixture(scope="module")
+def hybrid32():
+    model = _causal(2, torch.float32)
+    model.kernels = dataclasses.replace(model.kernels, softmax_precision="model")
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +76,12 @@ def spec_window(c: int, ncb: int, sink: bool) -> list[int]:
 
 def windowed_attention(blocks, ncb, sink, camera: bool):
     """A softmax kernel for one uncached prefix call: query block j sees the keys of spec_window(j) and its own."""
-    def attend(q, k, v, *, chunk_id=None, tokens_per_frame=1, initial_state=None, output_final_state=False):
+    def attend(q, k, v, *, chunk_id=None, tokens_per_frame=1, initial_state=None, output_final_state=False,
+               kernels: KernelSettings = None):
         assert initial_state is None and not output_final_state and chunk_id is not None
         dtype = q.dtype
-        if dtype == torch.float32:                     # the release's bf16 softmax (see the module docstring)
+        bf16 = dtype == torch.float32 and kernels.bf16_softmax
+        if bf16:                                       # the release's bf16 softmax (see the module docstring)
             q, k, v = (t.to(torch.bfloat16) for t in (q, k, v))
             if camera:
                 q, k, v = q.float(), k.float(), v.float()
@@ -82,7 +95,7 @@ def windowed_attention(blocks, ncb, sink, camera: bool):
             tok = torch.tensor([f * S + t for f in frames for t in range(S)])
             out[:, :, s * S:e * S] = F.scaled_dot_product_attention(q[:, :, s * S:e * S], k[:, :, tok], v[:, :, tok],
                                                                     scale=scale)
-        if dtype == torch.float32 and camera:
+        if bf16 and camera:
             out = out.to(torch.bfloat16)
         return out.to(dtype)
     return attend
@@ -151,20 +164,34 @@ def test_sigmas_are_used_verbatim(gdn32):
 
 
 # ------------------------------------------------------------------ cached streaming == recompute
-@pytest.mark.parametrize("L,ncb,sink", [(4, 2, True), (7, 2, True), (7, 1, False),
-                                        (16, 2, True), (16, 2, False), (16, 1, True), (16, 1, False)])
-def test_cached_streaming_equals_recomputing_every_block(hybrid64, L, ncb, sink, monkeypatch):
-    cond = make_cond(L, seed=L)
-    want = spec_stream(hybrid64, cond, ncb=ncb, sink=sink, seed=7, monkeypatch=monkeypatch)
+def _assert_stream_matches(model, cond, want, *, ncb, sink, seed):
     got = []
-    for s, e, x in stream_stage1(hybrid64, cond, cached_blocks=ncb, sink=sink, seed=7):
-        assert x.shape[2] == e - s and x.dtype == torch.float64
+    for s, e, x in stream_stage1(model, cond, cached_blocks=ncb, sink=sink, seed=seed):
+        assert x.shape[2] == e - s and x.dtype == want.dtype
         got.append((s, e))
         assert float((x - want[:, :, s:e]).abs().max()) <= TOL, (s, e)
-    assert got == spec_blocks(L)
-    whole = sample_streaming(hybrid64, cond, cached_blocks=ncb, sink=sink, seed=7)
+    assert got == spec_blocks(cond.latent_frames)
+    whole = sample_streaming(model, cond, cached_blocks=ncb, sink=sink, seed=seed)
     assert torch.equal(whole[:, :, :1], cond.image_latent.to(whole.dtype))
     assert float((whole - want).abs().max()) <= TOL
+
+
+# 1, 2 and 5 chunks; with and without the sink; cached_blocks 1 and 2
+@pytest.mark.parametrize("L,ncb,sink", [(4, 2, True), (7, 2, True), (7, 1, False),
+                                        (16, 2, True), (16, 2, False), (16, 1, True), (16, 1, False)])
+def test_cached_streaming_equals_recomputing_every_block_fp32(hybrid32, L, ncb, sink, monkeypatch):
+    cond = make_cond(L, seed=L)
+    want = spec_stream(hybrid32, cond, ncb=ncb, sink=sink, seed=7, monkeypatch=monkeypatch)
+    assert want.dtype == torch.float32
+    _assert_stream_matches(hybrid32, cond, want, ncb=ncb, sink=sink, seed=7)
+
+
+def test_cached_streaming_equals_recompute_with_the_release_softmax_in_fp64(hybrid64, monkeypatch):
+    """The default (reference) softmax setting on 5 chunks, in fp64 where bf16 rounding does not enter."""
+    assert hybrid64.kernels.bf16_softmax
+    cond = make_cond(16, seed=16)
+    want = spec_stream(hybrid64, cond, ncb=2, sink=True, seed=7, monkeypatch=monkeypatch)
+    _assert_stream_matches(hybrid64, cond, want, ncb=2, sink=True, seed=7)
 
 
 @pytest.mark.parametrize("L", [4, 7, 16])
@@ -185,6 +212,33 @@ def test_the_window_and_the_sink_change_the_result(hybrid64):
         for b in keys[i + 1:]:
             assert float((runs[a] - runs[b]).abs().max()) > 1e-4, (a, b)
     assert torch.equal(runs[(2, True)][:, :, :7], runs[(2, False)][:, :, :7])   # chunks 0, 1: same window
+
+
+def _cache_read_per_chunk(model, cond, **kw) -> list[int]:
+    """`DiTCache.nbytes` of the cache each chunk's denoising calls read (one value per chunk)."""
+    seen: list = []
+    handle = model.register_forward_pre_hook(
+        lambda m, a, k: seen.append(0 if k.get("cache") is None else k["cache"].nbytes), with_kwargs=True)
+    try:
+        for _ in stream_stage1(model, cond, seed=1, **kw):
+            pass
+    finally:
+        handle.remove()
+    steps = len(SIGMAS)                      # per chunk: `steps` denoising calls, then one cache pass (not the last)
+    per_chunk = [seen[c * (steps + 1):c * (steps + 1) + steps] for c in range(len(spec_blocks(cond.latent_frames)))]
+    assert all(len(set(calls)) == 1 for calls in per_chunk)      # the steps of one chunk read the same cache
+    return [calls[0] for calls in per_chunk]
+
+
+@pytest.mark.parametrize("ncb,sink", [(2, True), (1, False)])
+def test_cache_memory_is_flat_as_the_clip_grows(hybrid32, ncb, sink):
+    """Memory bounded by the window: the per-layer cache a chunk reads stops growing from chunk 3 on."""
+    sizes = _cache_read_per_chunk(hybrid32, make_cond(3 * 7 + 1), cached_blocks=ncb, sink=sink)
+    assert sizes[0] == 0 and sizes[1] > 0
+    assert len(set(sizes[3:])) == 1, sizes
+    unbounded = _cache_read_per_chunk(hybrid32, make_cond(3 * 5 + 1), cached_blocks=0)   # keeps every chunk
+    assert all(a < b for a, b in zip(unbounded[1:], unbounded[2:])), unbounded          # so the measure can fail
+    assert unbounded[4] > sizes[4]
 
 
 @pytest.mark.parametrize("L", [6, 8])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sana_wm_core.model import load_transformer, read_release
+from sana_wm_core.model import SanaWMConfig, load_transformer, read_release
 from sana_wm_core.model.release import STREAMING_CONFIG
 from sana_wm_core.sampling import is_chunk_causal
 from sana_wm_core.testing import tiny_config as C
@@ -53,6 +53,29 @@ def test_the_pt_loads_safely_as_the_chunk_causal_dit(tiny_models, bundle):
     plain = load_transformer(tiny_models / C.ORIGINAL_REPO_DIR / C.DIT_FILE)
     a, b = dit.state_dict(), plain.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)   # the generator, not the critic
+
+
+def test_the_hub_layout_has_no_config_and_still_reads_as_streaming(tiny_models, bundle):
+    """The hub repo holds no `sana_wm_streaming_1600m_720p.yaml` (autoregressive_spec.md §1.2): without it the
+    release settings are the streaming defaults, and every DiT size is read from the tensors except the
+    cross-attention heads, which no tensor shows. The released size knows its 20 (KNOWN_CROSS_HEADS); the tiny
+    size is no released one, so it needs the count given (why the tiny bundle carries the config)."""
+    with_config = read_release(bundle)
+    (bundle / STREAMING_CONFIG).unlink()
+    info = read_release(bundle)
+    assert (info.layout, info.chunk_size, info.sampler, info.flow_shift) == ("streaming", 3, "self_forcing", 8.0)
+    assert info.chunk_split_strategy == "first_chunk_plus_one" and info.dit_path == bundle / C.STREAMING_DIT_FILE
+    assert info.chi_prompt == with_config.chi_prompt and info.cross_heads is None
+    assert info.model_overrides == {"chunk_size": 3, "chunk_split_strategy": "first_chunk_plus_one"}
+    with pytest.raises(ValueError, match="cross-attention head count.*not a released size") as err:
+        load_transformer(info.dit_path, overrides=info.model_overrides)
+    assert "num_attention_heads" in str(err.value)
+    heads = C.DIT_CONFIG["num_attention_heads"]
+    dit = load_transformer(info.dit_path, overrides={**info.model_overrides, "num_attention_heads": heads})
+    ref = load_transformer(tiny_models / C.ORIGINAL_REPO_DIR / C.DIT_FILE)
+    assert is_chunk_causal(dit) and dit.config == SanaWMConfig(**{**ref.config.to_dict(), "chunk_size": 3})
+    a, b = dit.state_dict(), ref.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 class _RunsCode:

@@ -156,7 +156,7 @@ class HybridAttention(nn.Module):
         out = softmax_attention(q, k, self._to_heads(v), chunk_id=ctx.chunk_id,
                                 tokens_per_frame=ctx.tokens_per_frame,
                                 initial_state=None if st.kv is None else (st.kv.k, st.kv.v),
-                                output_final_state=new is not None)
+                                output_final_state=new is not None, kernels=ctx.kernels)
         if new is not None:
             out, (k_all, v_all) = out
             new["kv"] = _kv_after(st.kv, k_all, v_all, ctx)
@@ -208,7 +208,7 @@ class HybridAttention(nn.Module):
         if self.softmax:
             out = camera_softmax_attention(qu, ku, vu, chunk_id=ctx.chunk_id, tokens_per_frame=S,
                                            initial_state=None if st.kv_cam is None else (st.kv_cam.k, st.kv_cam.v),
-                                           output_final_state=keep)
+                                           output_final_state=keep, kernels=ctx.kernels)
             if keep:
                 out, (k_all, v_all) = out
                 new["kv_cam"] = _kv_after(st.kv_cam, k_all, v_all, ctx)

@@ -13,7 +13,7 @@ exact when every window ends at a chunk end (the reverse scans and future taps n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Optional, Sequence
 
 import torch
@@ -21,6 +21,17 @@ import torch
 from .kernels.gdn import GDNState
 
 __all__ = ["GDNState", "KVState", "BlockState", "DiTCache"]
+
+
+def _field_bytes(value) -> int:
+    """Bytes held by one state field: a tensor, a tuple of tensors (GDNState), a KVState, or None."""
+    if value is None:
+        return 0
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, KVState):
+        return _field_bytes(value.k) + _field_bytes(value.v)
+    return sum(_field_bytes(t) for t in value)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,11 @@ class BlockState:
     kv_cam: Optional[KVState] = None  # softmax blocks: camera-branch keys/values
     ffn: Optional[torch.Tensor] = None  # (B, t_kernel//2, S, C) last point_conv frames
 
+    @property
+    def nbytes(self) -> int:
+        """Tensor bytes this block carries (what bounds a stream's memory)."""
+        return sum(_field_bytes(getattr(self, f.name)) for f in fields(self))
+
 
 @dataclass(frozen=True)
 class DiTCache:
@@ -86,6 +102,11 @@ class DiTCache:
     def empty(cls, chunk_starts: Optional[Sequence[int]] = None) -> "DiTCache":
         """The state before frame 0."""
         return cls(chunk_starts=None if chunk_starts is None else tuple(int(s) for s in chunk_starts))
+
+    @property
+    def nbytes(self) -> int:
+        """Tensor bytes of every block's carried state: flat once a streaming window is full."""
+        return sum(b.nbytes for b in self.blocks)
 
     def block(self, i: int) -> BlockState:
         return self.blocks[i] if i < len(self.blocks) else BlockState()

@@ -3,7 +3,8 @@ read with PyTorch's safe loader: {"generator": {"model.<NVlabs key>": ...}, "cri
 `ltx2_causal_vae/` (`tiny_causal_vae`, in NVlabs' config form), `refiner_diffusers/{transformer,connectors}/`
 and `gemma3_12b/` (Gemma-3 + tokenizer). The hub repo has no config; the tiny bundle carries the streaming
 config at its root as a local NVlabs bundle may (`sana_wm_streaming_1600m_720p.yaml`), because the tiny DiT's
-cross-attention head count is no released size (the real one needs no config)."""
+cross-attention head count is no released size (the real one needs no config; test_streaming_release.py reads
+the bundle with the config removed, as the hub has it)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,9 +8,10 @@ causal conv of the decoder is handed, instead of that padding, the last `k_t - 1
 from the previous chunk, and each upsampler drops its leading frames on the first chunk only. Chunks decoded
 one after another therefore see exactly the context one whole decode sees (NVlabs' `decode_per_frame_with_cache`
 does the same with a per-layer feature list). The state is a fixed number of frames per layer: its size does not
-grow with the number of chunks. The result is the whole decode's in exact arithmetic (float64: ~1e-14); in
-float32 it differs in the last bits only because the norms' channel mean is summed in an order that depends on
-the tensor's length (tests/test_vae_causal.py measures it: chunking adds no error beyond float32 rounding).
+grow with the number of chunks. The result is the whole decode's in exact arithmetic (float64: ~1e-14). Both
+decodes here run the decoder's RMS norms with a channel sum in a fixed order (`fixed_norm.py`; diffusers'
+`torch.mean` rounds differently at another frame count), so in float32 chunked decode equals one-shot decode bit
+for bit on CPU, and one-shot stays within float32 rounding of diffusers' own decode (tests/test_vae_causal.py).
 
 Output frames: the first chunk of `l` latents gives `1 + 8(l - 1)` pixel frames, later chunks `8l`; the first
 pixel frame is the sink (the conditioning image) and is dropped by default, as the streaming reference does.
@@ -25,6 +26,7 @@ from typing import Iterable, Iterator
 import torch
 
 from ..deps import require
+from .fixed_norm import fixed_order_norms
 from .ltx2 import LTX2Vae
 
 
@@ -138,17 +140,20 @@ class CausalStreamDecoder:
         _check(self.vae, latents)
         first = self.state.latent_frames == 0
         z = self.vae.denormalize(latents)
-        with _stateful(self.vae.vae.decoder, self.state):
-            out = self.vae.vae.decoder(z, None, causal=True)
+        decoder = self.vae.vae.decoder
+        with _stateful(decoder, self.state), fixed_order_norms(decoder):
+            out = decoder(z, None, causal=True)
         self.state.latent_frames += int(latents.shape[2])
         return out[:, :, 1:] if first and self.drop_sink else out
 
 
 @torch.no_grad()
 def decode_causal(vae: LTX2Vae, latents: torch.Tensor, *, drop_sink: bool = False) -> torch.Tensor:
-    """One whole causal decode of normalised latents (diffusers' decoder, no tiling): the reference for streaming."""
+    """One whole causal decode of normalised latents (diffusers' decoder with the fixed-order norms, no tiling):
+    what the streamed chunks join up to."""
     _check(vae, latents)
-    out = vae.vae.decoder(vae.denormalize(latents), None, causal=True)
+    with fixed_order_norms(vae.vae.decoder):
+        out = vae.vae.decoder(vae.denormalize(latents), None, causal=True)
     return out[:, :, 1:] if drop_sink else out
 
 

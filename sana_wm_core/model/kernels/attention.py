@@ -1,7 +1,8 @@
 """Softmax attention calls with the reference's numerics.
 
 Quirks copied on purpose (diffusers 0.42.1 = the oracle):
-- self-attention and camera attention run in bf16 even in an fp32 model;
+- self-attention and camera attention run in bf16 even in an fp32 model (unless the model's `KernelSettings`
+  say `softmax_precision="model"`: then in fp32, for checks that bf16 rounding would blur);
 - the camera branch zero-pads head dims outside {32, 64, 128, 256} to 128/256, so its softmax scale is
   1/sqrt(padded dim). We pass that scale instead of padding (same result, no wasted FLOPs);
 - in an fp32 model the reference's camera SDPA receives non-contiguous bf16 tensors, which PyTorch routes
@@ -22,6 +23,8 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from ...runtime.kernels import KernelSettings
 
 
 def camera_scale(head_dim: int) -> float:
@@ -68,17 +71,24 @@ def _with_past(k: torch.Tensor, v: torch.Tensor, initial_state: Optional[KV]) ->
     return torch.cat([pk, k], 2), torch.cat([pv, v], 2), pk.shape[2]
 
 
+def _in_bf16(dtype: torch.dtype, kernels: Optional[KernelSettings]) -> bool:
+    """An fp32 call rounds to bf16 first (the reference's numerics) unless the settings ask for fp32."""
+    return dtype == torch.float32 and (kernels is None or kernels.bf16_softmax)
+
+
 def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
                       chunk_id: Optional[Sequence[int]] = None, tokens_per_frame: int = 1,
-                      initial_state: Optional[KV] = None, output_final_state: bool = False):
-    """Main-branch attention. q, k, v: (B, H, N, D). Runs in bf16 when given fp32; returns q's dtype.
+                      initial_state: Optional[KV] = None, output_final_state: bool = False,
+                      kernels: Optional[KernelSettings] = None):
+    """Main-branch attention. q, k, v: (B, H, N, D). Runs in bf16 when given fp32 (unless `kernels` say
+    softmax_precision "model"); returns q's dtype.
 
     initial_state: (k, v) of the frames before this window (every query sees them); with output_final_state
     returns `(out, (k_all, v_all))`, the carried keys/values followed by this window's."""
     dtype = q.dtype
     k, v, past = _with_past(k, v, initial_state)
     state = (k, v)
-    if dtype == torch.float32:
+    if _in_bf16(dtype, kernels):
         q, k, v = q.to(torch.bfloat16), k.to(torch.bfloat16), v.to(torch.bfloat16)
     out = _sdpa(q, k, v, None, chunk_id, tokens_per_frame, past).to(dtype)
     return (out, state) if output_final_state else out
@@ -86,14 +96,15 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
 
 def camera_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
                              chunk_id: Optional[Sequence[int]] = None, tokens_per_frame: int = 1,
-                             initial_state: Optional[KV] = None, output_final_state: bool = False):
+                             initial_state: Optional[KV] = None, output_final_state: bool = False,
+                             kernels: Optional[KernelSettings] = None):
     """Camera-branch attention in UCPE ray space. q, k, v: (B, H, N, D); returns q's dtype.
-    initial_state / output_final_state as in `softmax_attention`."""
+    initial_state / output_final_state / kernels as in `softmax_attention`."""
     dtype = q.dtype
     scale = camera_scale(q.shape[-1])
     k, v, past = _with_past(k, v, initial_state)
     state = (k, v)
-    if dtype == torch.float32:
+    if _in_bf16(dtype, kernels):
         q, k, v = (t.to(torch.bfloat16) for t in (q, k, v))
         if q.device.type == "cpu":
             q, k, v = q.float(), k.float(), v.float()
