@@ -39,7 +39,7 @@ BUDGETS = [
     ("bench961", "bench_dit_gpu 961 frames", 55, 60),
     ("lowvram", "Stage 1 961 frames in 24 GiB: offload=block vs ComfyUI low VRAM", 75, 60),
     ("refiner", "refiner at full width", 45, 60),
-    ("streaming", "streaming variant: s per chunk, stages overlapped", 40, 45),
+    ("streaming", "streaming variant: s per chunk, stages overlapped, chunked decode", 40, 45),
 ]
 TOTAL_BUDGET_S = {False: 345, True: 170}  # wall-clock cap for all sections together
 

@@ -179,6 +179,26 @@ def _dit_bf16_check(smoke: bool, device: torch.device):
                                                                device.type == "cpu" else ""))
 
 
+def _sdpa_flag_check(smoke: bool, device: torch.device):
+    """Our DiT's numbers on this device with ComfyUI's process-wide half-precision math-SDPA reduction allowed
+    and with PyTorch's default: the same bits when every attention call gets a fused kernel, not the math one
+    (tested on the CPU in test_dit_parity; this is the CUDA answer, in bf16 there)."""
+    from dit_oracle import half_reduction_math_sdp, inputs
+
+    ours, _ = _dit_pair(smoke)
+    low = torch.float32 if device.type == "cpu" else torch.bfloat16
+    ours = ours.to(device, low)
+    kw = _cast_inputs(inputs(ours.config, **(dict(B=2, F=3, h=4, w=6, L=12) if smoke else
+                                            dict(B=2, F=6, h=22, w=40, L=64))), device, low)
+    outs = []
+    for allowed in (True, False):
+        with half_reduction_math_sdp(allowed), torch.no_grad():
+            outs.append(ours(**kw))
+    same = torch.equal(*outs)
+    return ("ok" if same else "failed", f"{str(low)[6:]}: bits {'identical' if same else 'differ'} (max rel "
+            f"{rel(*outs):.1e}) with allow_fp16_bf16_reduction_math_sdp on / off")
+
+
 def _tiny_refiner_run(net, device, dtype, frames=7):
     from sana_wm_core.refiner.loop import RefineSettings, refine_latents
 
@@ -232,6 +252,7 @@ def section_cuda(smoke: bool, device: torch.device) -> None:
     for dtype in (torch.float32, torch.bfloat16):
         guarded(f"GDN Triton vs PyTorch scan, {str(dtype)[6:]}", lambda: _gdn_check(dtype, smoke, device))
     guarded("DiT bf16 vs diffusers bf16", lambda: _dit_bf16_check(smoke, device))
+    guarded("DiT ignores ComfyUI's math-SDPA flag", lambda: _sdpa_flag_check(smoke, device))
     guarded("refiner chunks", lambda: _refiner_chunk_check(smoke, device))
     guarded("fp8 weights (Stage-1 DiT)", lambda: _fp8_check(smoke, device))
 
@@ -490,6 +511,32 @@ def section_streaming(smoke: bool, device: torch.device) -> None:
 
     guarded("streaming s per 1.5 s chunk / real-time factor", run)
     guarded("streaming stages overlapped == sequential", lambda: _overlap_check(smoke, device))
+    guarded("causal VAE chunked == one-shot decode (fp32)", lambda: _causal_decode_check(smoke, device))
+
+
+def _causal_decode_check(smoke: bool, device: torch.device):
+    """The causal VAE on this device, fp32: chunked decode (the streaming plan's chunks) vs one-shot decode. On
+    the CPU they are bit-identical (`vae/fixed_norm.py`); on CUDA cuDNN may pick another conv algorithm for
+    another length, so the figure says whether the bits still agree and how far apart they are if not."""
+    import tempfile
+
+    from sana_wm_core.testing import tiny_causal_vae
+    from sana_wm_core.vae import CAUSAL_VAE_DIR, LTX2Vae, decode_causal, decode_causal_chunks
+
+    sizes = [4, 3, 3, 3, 3]
+    with tempfile.TemporaryDirectory() as root:
+        tiny_causal_vae.write_causal_vae(Path(root) / CAUSAL_VAE_DIR)
+        vae = LTX2Vae.from_folder(Path(root), dtype=torch.float32, device=str(device))
+        g = torch.Generator().manual_seed(0)
+        h, w = (2, 3) if smoke else (8, 12)
+        z = torch.randn(1, vae.latent_channels, sum(sizes), h, w, generator=g).to(device)
+        with torch.no_grad():
+            whole = decode_causal(vae, z)
+            joined = torch.cat(list(decode_causal_chunks(vae, z, sizes, drop_sink=False)), 2)
+    same = torch.equal(whole, joined)
+    return ("ok" if same or rel(joined, whole) < 1e-5 else "failed",
+            f"{len(sizes)} chunks at {32 * h}x{32 * w} px: bits {'identical' if same else 'differ'}, "
+            f"max rel {rel(joined, whole):.1e}")
 
 
 def _overlap_check(smoke: bool, device: torch.device):

@@ -98,6 +98,10 @@ def test_smoke_run_prints_and_writes_one_table_with_every_section(smoke):
     assert stream["status"] == "ok" and "s/block" in stream["figure"] and "real-time factor" in stream["figure"]
     overlap = by[("streaming", "streaming stages overlapped == sequential")]
     assert overlap["status"] == "ok" and "bits identical" in overlap["figure"], overlap
+    decode = by[("streaming", "causal VAE chunked == one-shot decode (fp32)")]
+    assert decode["status"] == "ok" and "bits identical" in decode["figure"], decode
+    flag = by[("cuda", "DiT ignores ComfyUI's math-SDPA flag")]
+    assert flag["status"] == "ok" and "bits identical" in flag["figure"], flag
 
 
 def test_missing_wheel_is_installed_into_a_temporary_target_every_section_imports(smoke):
