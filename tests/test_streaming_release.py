@@ -66,14 +66,16 @@ def test_the_hub_layout_has_no_config_and_still_reads_as_streaming(tiny_models, 
     assert (info.layout, info.chunk_size, info.sampler, info.flow_shift) == ("streaming", 3, "self_forcing", 8.0)
     assert info.chunk_split_strategy == "first_chunk_plus_one" and info.dit_path == bundle / C.STREAMING_DIT_FILE
     assert info.chi_prompt == with_config.chi_prompt and info.cross_heads is None
-    assert info.model_overrides == {"chunk_size": 3, "chunk_split_strategy": "first_chunk_plus_one"}
+    assert info.model_overrides == {"chunk_size": 3, "chunk_split_strategy": "first_chunk_plus_one",
+                                    "release_sampler": "self_forcing"}
     with pytest.raises(ValueError, match="cross-attention head count.*not a released size") as err:
         load_transformer(info.dit_path, overrides=info.model_overrides)
     assert "num_attention_heads" in str(err.value)
     heads = C.DIT_CONFIG["num_attention_heads"]
     dit = load_transformer(info.dit_path, overrides={**info.model_overrides, "num_attention_heads": heads})
     ref = load_transformer(tiny_models / C.ORIGINAL_REPO_DIR / C.DIT_FILE)
-    assert is_chunk_causal(dit) and dit.config == SanaWMConfig(**{**ref.config.to_dict(), "chunk_size": 3})
+    assert is_chunk_causal(dit) and dit.config == SanaWMConfig(**{**ref.config.to_dict(), "chunk_size": 3,
+                                                                  "release_sampler": "self_forcing"})
     a, b = dit.state_dict(), ref.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
