@@ -69,23 +69,37 @@ def _history(url: str) -> dict:
         return json.load(r)
 
 
-def _free_node_cache(url: str) -> None:
+def _post(url: str, path: str, body: dict) -> dict:
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        raw = r.read()
+    return json.loads(raw) if raw.strip() else {}
+
+
+def _free_node_cache(url: str, timeout: float = 120.0) -> None:
     """Empties the server's node-output cache (POST /free), so that the next prompt runs every node.
 
     Why: ComfyUI sends no `executed` message, hence no `ui` result, for a non-output node whose output it
     took from its cache (Estimate Intrinsics, Camera Preview): the node would show nothing after the run.
     The browser-test modes share servers and the shipped workflows share nodes, so a run may find them
-    cached. The worker empties its cache as soon as it sees the flag, before it takes the next prompt."""
-    req = urllib.request.Request(url + "/free", data=json.dumps({"free_memory": True}).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(req, timeout=30).read()
+    cached. The worker reads the flag only after it takes a prompt or wakes from waiting for one, and a wake-up
+    sent while it is busy (its garbage collection right after the previous prompt) is lost: so after the flag,
+    a one-node prompt (core PreviewAny) goes through the queue, and once it is done the cache is empty."""
+    _post(url, "/free", {"free_memory": True})
+    pid = _post(url, "/prompt", {"prompt": {"1": {"class_type": "PreviewAny",
+                                                  "inputs": {"source": f"free {time.time()}"}}}})["prompt_id"]
+    deadline = time.time() + timeout
+    while pid not in _history(url):
+        if time.time() > deadline:
+            raise TimeoutError("the prompt that empties the node cache did not finish")
+        time.sleep(0.1)
 
 
 def _queue_from_page(drv, url: str, timeout: float = 300.0) -> tuple[str, dict]:
     """Queues the page's graph with the frontend's own app.queuePrompt, on an empty node cache (every node
     runs and sends its `ui`), and waits for its /history entry."""
     _free_node_cache(url)
-    time.sleep(0.5)   # the worker wakes on the flag at once; leave it time to empty the cache first
     before = set(_history(url))
     queued = drv.execute_async_script("""
       const done = arguments[arguments.length - 1];
