@@ -310,3 +310,23 @@ def test_core_samplers_refuse_the_chunk_causal_and_streaming_releases(comfy_core
         handle.remove()
         comfy_core.mm.unload_all_models()
     assert calls == []
+
+
+def test_core_torch_compile_wrapper_traces_the_dit(comfy_core, stage1):
+    """TorchCompileModel wraps the diffusion model in torch.compile (`set_torch_compile_wrapper`, on 0.3.75 and
+    current ComfyUI). Tracing used to fail inside RoPE (complex views of `out=` tensors); `aot_eager` runs the
+    same tracing and autograd-free graph as the node's `inductor` without a C compiler and minutes of codegen."""
+    import torch._dynamo
+    from comfy_api.torch_helpers import set_torch_compile_wrapper
+
+    cpu = torch.device("cpu")
+    compiled = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, cpu, cpu).clone()
+    set_torch_compile_wrapper(model=compiled, backend="aot_eager")
+    try:
+        out = _sampler_custom(comfy_core, stage1, patcher=compiled)
+    finally:
+        torch._dynamo.reset()
+    rel = _rel(out, _sampler_custom(comfy_core, stage1))
+    print(f"\nTorchCompileModel wrapper (aot_eager) vs eager SamplerCustom: max relative diff {rel:.2e}")
+    assert rel < 1e-5
+    _assert_first_frame_is_the_image(out, stage1)

@@ -52,7 +52,11 @@ def apply_rope(x: torch.Tensor, table: torch.Tensor, *, out: Optional[torch.Tens
     """Rotate interleaved pairs (2i, 2i+1) of x's last dim by the complex `table` (broadcast to x[..., ::2]).
 
     One complex multiply in fp32 (pass the conjugate table for the inverse rotation); the result is cast to
-    x's dtype, or written into `out` (a view with the same shape) when given."""
+    x's dtype, or written into `out` (a view with the same shape) when given. Under torch.compile (ComfyUI's
+    TorchCompileModel) the same rotation is written in real arithmetic: tracing cannot take complex views of
+    `out=` tensors, and inductor generates no code for complex ops."""
+    if torch.compiler.is_compiling():
+        return _apply_rope_real(x, table, out)
     xf = x if x.dtype == torch.float32 else x.float()
     if xf.stride(-1) != 1:
         xf = xf.contiguous()
@@ -61,6 +65,19 @@ def apply_rope(x: torch.Tensor, table: torch.Tensor, *, out: Optional[torch.Tens
         torch.mul(xc, table, out=torch.view_as_complex(out.unflatten(-1, (-1, 2))))
         return out
     res = torch.view_as_real(xc * table).flatten(-2)
+    if out is None:
+        return res.to(x.dtype)
+    out.copy_(res)
+    return out
+
+
+def _apply_rope_real(x: torch.Tensor, table: torch.Tensor, out: Optional[torch.Tensor]) -> torch.Tensor:
+    """apply_rope as (a + ib)(c + id) = (ac - bd) + i(ad + bc) on real fp32 pairs, for compiled graphs."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    a, b = pairs[..., 0], pairs[..., 1]
+    cs = torch.view_as_real(table)
+    c, d = cs[..., 0], cs[..., 1]
+    res = torch.stack((a * c - b * d, a * d + b * c), dim=-1).flatten(-2)
     if out is None:
         return res.to(x.dtype)
     out.copy_(res)
