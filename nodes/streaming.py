@@ -87,8 +87,8 @@ class SanaWMStreamToVideo(io.ComfyNode):
                          "causal VAE and written to the mp4 at once, so the video grows while the next block is "
                          "made and memory does not grow with its length. Progress counts chunks (1.5 s each); the "
                          "preview shows each decoded chunk. Cancelling keeps what was written as "
-                         "<prefix>_NNNNN_partial.mp4. The length is snapped to 24k+1 frames (961 = 60 s); the node shows what it "
-                         "used."),
+                         "<prefix>_NNNNN_partial.mp4. The length is snapped to 24k+1 frames (961 = 60 s); the "
+                         "node shows what it used."),
             inputs=[
                 io.Model.Input("model", tooltip="SANA-WM_streaming from the SANA-WM Model Loader."),
                 io.Conditioning.Input("positive", tooltip="From SANA-WM Image To Video (image, camera, prompt)."),
