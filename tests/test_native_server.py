@@ -2,8 +2,8 @@
 
 KSampler, KSamplerAdvanced, SamplerCustomAdvanced (RandomNoise + CFGGuider + KSamplerSelect + SANA-WM
 Scheduler) and ModelSamplingSD3 -> KSampler each drive the loader's MODEL with SANA-WM Image To Video's
-(positive, negative, latent) and end in an mp4 of the camera path's length. SamplerCustomAdvanced with euler and
-the release sigmas gives the pack's SANA-WM Sampler's latents (read back from core SaveLatent files). Core
+(positive, negative, latent) and end in an mp4 of the camera path's length. SamplerCustomAdvanced and
+SamplerCustom with euler and the release sigmas give the pack's SANA-WM Sampler's latents (read back from core SaveLatent files). Core
 SaveLatent / LoadLatent split Stage 1 from the refiner across two prompts: "run Stage 1, look, refine later".
 """
 from __future__ import annotations
@@ -49,6 +49,14 @@ def _core_sampling(kind: str) -> dict:
             "model": model, "add_noise": "enable", "noise_seed": SEED, "steps": STEPS, "cfg": CFG,
             "sampler_name": "dpmpp_2m", "scheduler": "beta", "start_at_step": 0, "end_at_step": 10000,
             "return_with_leftover_noise": "disable", **LATENT_IN}}}
+    helpers = {
+        "33": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "34": {"class_type": "SanaWMScheduler", "inputs": {"model": model, "steps": STEPS, "flow_shift": 0.0}},
+    }
+    if kind == "SamplerCustom":
+        return {SAMPLER: {"class_type": "SamplerCustom", "inputs": {
+            "model": model, "add_noise": True, "noise_seed": SEED, "cfg": CFG, "positive": [I2V, 0],
+            "negative": [I2V, 1], "sampler": ["33", 0], "sigmas": ["34", 0], "latent_image": [I2V, 2]}}, **helpers}
     assert kind == "SamplerCustomAdvanced"
     return {
         SAMPLER: {"class_type": "SamplerCustomAdvanced", "inputs": {
@@ -57,8 +65,7 @@ def _core_sampling(kind: str) -> dict:
         "31": {"class_type": "RandomNoise", "inputs": {"noise_seed": SEED}},
         "32": {"class_type": "CFGGuider", "inputs": {"model": model, "positive": [I2V, 0], "negative": [I2V, 1],
                                                      "cfg": CFG}},
-        "33": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
-        "34": {"class_type": "SanaWMScheduler", "inputs": {"model": model, "steps": STEPS, "flow_shift": 0.0}},
+        **helpers,
     }
 
 
@@ -175,18 +182,20 @@ def test_core_samplers_send_the_pack_samplers_latent_previews_over_the_websocket
 def test_sampler_custom_advanced_with_the_scheduler_equals_the_pack_sampler_through_save_latent(
         comfy, comfy_server, image_name):
     latents = {}
-    for kind in ("SanaWMSampler", "SamplerCustomAdvanced"):
+    for kind in ("SanaWMSampler", "SamplerCustomAdvanced", "SamplerCustom"):
         wf = _graph(image_name, kind)
         wf["41"] = {"class_type": "SaveLatent", "inputs": {"samples": [SAMPLER, 0],
                                                             "filename_prefix": f"native_exact_{kind}"}}
         res = comfy.run(wf, timeout=300)
         assert res.status == "success", res.error
         latents[kind] = _saved_latent(comfy_server, res, "41")
-    ours, core = latents["SanaWMSampler"], latents["SamplerCustomAdvanced"]
-    assert ours.shape == core.shape and ours.shape[2] == 3          # 17 frames = 3 latent frames
-    rel = float((core - ours).abs().max() / ours.abs().max())
-    print(f"\nserver: SamplerCustomAdvanced(euler, SANA-WM Scheduler) vs SANA-WM Sampler: max rel diff {rel:.2e}")
-    assert rel < 1e-5
+    ours = latents["SanaWMSampler"]
+    for kind in ("SamplerCustomAdvanced", "SamplerCustom"):
+        core = latents[kind]
+        assert ours.shape == core.shape and ours.shape[2] == 3          # 17 frames = 3 latent frames
+        rel = float((core - ours).abs().max() / ours.abs().max())
+        print(f"\nserver: {kind}(euler, SANA-WM Scheduler) vs SANA-WM Sampler: max rel diff {rel:.2e}")
+        assert rel < 1e-5, kind
 
 
 def test_snapped_frame_count_is_shown_on_image_to_video(comfy, image_name):
