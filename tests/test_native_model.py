@@ -8,6 +8,7 @@ schedulers runs and keeps the pinned first frame.
 """
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 from pathlib import Path
@@ -319,6 +320,12 @@ def test_core_torch_compile_wrapper_traces_the_dit(comfy_core, stage1):
     import torch._dynamo
     from comfy_api.torch_helpers import set_torch_compile_wrapper
 
+    # torch.compile's tracing calls inspect.getmodule, which memoises each module's file by name; in this test
+    # process a module swapped under the same name (comfy_core drops a shadowing `comfy_api`) leaves a stale
+    # entry that makes it read a file-less namespace package and raise. A ComfyUI process has no such swap.
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) is None:
+            inspect._filesbymodname.pop(name, None)  # noqa: SLF001 - test-only repair of the swap above
     cpu = torch.device("cpu")
     compiled = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, cpu, cpu).clone()
     set_torch_compile_wrapper(model=compiled, backend="aot_eager")
