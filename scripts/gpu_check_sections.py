@@ -4,20 +4,19 @@
 
 Every finished check prints one `ROW {"check", "status", "figure"}` line at once, so a section that runs out
 of time keeps the rows it finished. Status is ok / failed / skipped. `--smoke` runs the same code on the
-CPU with tiny shapes (CI keeps the script working on machines without a GPU). A new section is one
+CPU with tiny shapes (CI keeps the script working on machines without a GPU). Rows and shared helpers are in
+`gpu_check_rows.py`; the streaming section is `gpu_check_streaming.py`. A new section is one
 function here plus one entry in `SECTIONS` (and a time box in gpu_check.py's `BUDGETS`).
 """
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import statistics
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import torch
@@ -25,50 +24,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests")]
 
-GIB = 2 ** 30
+from gpu_check_rows import GIB, bench_config, emit, guarded, peak, rel, reset_peak, sync  # noqa: E402
+from gpu_check_streaming import section_streaming  # noqa: E402
+
 LOW_VRAM_CAP_GIB = 24.0
 GDN_TOL = {torch.float32: 1e-4, torch.bfloat16: 1e-3}  # max |triton - torch| / max |torch|
 EXTRA_MODULES_ENV = "GPU_CHECK_EXTRA_MODULES"  # set by gpu_check.py
 TARGET_ENV = "GPU_CHECK_TARGET"  # the temporary directory the missing wheels went into
 FP8_TOL = 5e-2  # fp8 e4m3 per-row weights vs bf16, relative to the output scale
 COMFYUI_ENV = "GPU_CHECK_COMFYUI"  # a ComfyUI folder for the low-VRAM comparison (default .venv/ComfyUI)
-
-
-def emit(check: str, status: str, figure: str) -> None:
-    print("ROW " + json.dumps({"check": check, "status": status, "figure": figure}), flush=True)
-
-
-def guarded(check: str, fn) -> None:
-    """Runs one check; an exception becomes a `failed` row with its last line, and the section goes on."""
-    try:
-        status, figure = fn()
-    except Exception as exc:  # noqa: BLE001 - the table must say what broke, not stop
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            torch.cuda.empty_cache()
-        traceback.print_exc(file=sys.stderr)
-        status, figure = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc) else ''}"
-    emit(check, status, figure)
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach().float().cpu(), b.detach().float().cpu()
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def peak(device: torch.device) -> str:
-    return f"peak {torch.cuda.max_memory_allocated() / GIB:.1f} GiB" if device.type == "cuda" else "peak n/a on cpu"
-
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
 
 
 # --------------------------------------------------------------------------------------------- env
@@ -258,21 +222,12 @@ def section_cuda(smoke: bool, device: torch.device) -> None:
 
 
 # --------------------------------------------------------------------------------------------- benchmarks
-def _bench_setup(smoke: bool, device: torch.device):
-    from sana_wm_core.model import SanaWMConfig
-
-    if smoke:
-        return SanaWMConfig(in_channels=16, num_layers=4, hidden_size=128, num_attention_heads=4, linear_head_dim=32,
-                            caption_channels=64, chunk_plucker_post_attn_blocks=4), torch.float32, (4, 6)
-    return SanaWMConfig(), torch.bfloat16, (22, 40)
-
-
 def section_bench(frames: int, smoke: bool, device: torch.device) -> None:
     """benchmarks/bench_dit_gpu.py's model, inputs and timing at one video length: ours, then diffusers."""
     from bench_dit_gpu import PEAK_TFLOPS, build, make_inputs, measure
     from dit_flops import forward_flops
 
-    cfg, dtype, (h, w) = _bench_setup(smoke, device)
+    cfg, dtype, (h, w) = bench_config(smoke, device)
     nf = 17 if smoke else frames
     lf = (nf - 1) // 8 + 1
     repeats = 1 if (smoke or lf > 60) else 2
@@ -331,7 +286,7 @@ def section_lowvram(smoke: bool, device: torch.device) -> None:
     from sana_wm_core.model import SanaWMTransformer, enable_block_offload, load_transformer
     from sana_wm_core.model.offload import DEFAULT_BLOCKS_RESIDENT
 
-    cfg, dtype, (h, w) = _bench_setup(smoke, device)
+    cfg, dtype, (h, w) = bench_config(smoke, device)
     nf = 17 if smoke else 961
     lf = (nf - 1) // 8 + 1
     state: dict = {}
@@ -469,106 +424,6 @@ def section_refiner(smoke: bool, device: torch.device) -> None:
                       f"({note}), random bf16 weights")
 
     guarded("refiner s/chunk at full width", run)
-
-
-def section_streaming(smoke: bool, device: torch.device) -> None:
-    """The streaming sampler (self_forcing) on a random-weight streaming DiT at full size: seconds per block
-    (3 latent frames = 24 video frames = 1.5 s at 16 fps, 4 steps + 1 cache pass, no CFG), the real-time
-    factor and the peak, over blocks 2.. of a 5-block clip (3 in smoke mode) (block 0 is 4 frames and warms up)."""
-    from sana_wm_core.model import SanaWMConfig, SanaWMTransformer
-    from sana_wm_core.sampling import Stage1Conditioning, stream_stage1
-
-    from dit_oracle import camera_conditions
-
-    cfg, dtype, (h, w) = _bench_setup(smoke, device)
-    cfg = SanaWMConfig(**{**cfg.to_dict(), "chunk_size": 3})
-    blocks = 3 if smoke else 5
-    L = 3 * blocks + 1
-
-    def run():
-        with torch.device(device):
-            model = SanaWMTransformer(cfg).to(dtype).eval()
-        g = torch.Generator().manual_seed(0)
-        cond = Stage1Conditioning(
-            prompt_embeds=torch.randn(1, 1, 300, cfg.caption_channels, generator=g),
-            prompt_mask=torch.ones(1, 300, dtype=torch.long), negative_embeds=None, negative_mask=None,
-            image_latent=torch.randn(1, cfg.in_channels, 1, h, w, generator=g),
-            raymap=camera_conditions(1, L, h, w)[0], chunk_plucker=torch.randn(48, L, h, w, generator=g),
-            num_frames=8 * (L - 1) + 1, height=32 * h, width=32 * w)
-        reset_peak(device)
-        times = []
-        gen = stream_stage1(model, cond, seed=0)
-        while True:
-            sync(device)
-            t0 = time.perf_counter()
-            if next(gen, None) is None:
-                break
-            sync(device)
-            times.append(time.perf_counter() - t0)
-        s = statistics.median(times[1:])
-        return "ok", (f"{s:.3f} s/block (1.5 s of video, {3 * h * w} tokens), real-time factor {1.5 / s:.2f}x, "
-                      f"{peak(device)}, {'tiny CPU smoke model' if smoke else 'random bf16 weights, full size'}")
-
-    guarded("streaming s per 1.5 s chunk / real-time factor", run)
-    guarded("streaming stages overlapped == sequential", lambda: _overlap_check(smoke, device))
-    guarded("causal VAE chunked == one-shot decode (fp32)", lambda: _causal_decode_check(smoke, device))
-
-
-def _causal_decode_check(smoke: bool, device: torch.device):
-    """The causal VAE on this device, fp32: chunked decode (the streaming plan's chunks) vs one-shot decode. On
-    the CPU they are bit-identical (`vae/fixed_norm.py`); on CUDA cuDNN may pick another conv algorithm for
-    another length, so the figure says whether the bits still agree and how far apart they are if not."""
-    import tempfile
-
-    from sana_wm_core.testing import tiny_causal_vae
-    from sana_wm_core.vae import CAUSAL_VAE_DIR, LTX2Vae, decode_causal, decode_causal_chunks
-
-    sizes = [4, 3, 3, 3, 3]
-    with tempfile.TemporaryDirectory() as root:
-        tiny_causal_vae.write_causal_vae(Path(root) / CAUSAL_VAE_DIR)
-        vae = LTX2Vae.from_folder(Path(root), dtype=torch.float32, device=str(device))
-        g = torch.Generator().manual_seed(0)
-        h, w = (2, 3) if smoke else (8, 12)
-        z = torch.randn(1, vae.latent_channels, sum(sizes), h, w, generator=g).to(device)
-        with torch.no_grad():
-            whole = decode_causal(vae, z)
-            joined = torch.cat(list(decode_causal_chunks(vae, z, sizes, drop_sink=False)), 2)
-    same = torch.equal(whole, joined)
-    return ("ok" if same or rel(joined, whole) < 1e-5 else "failed",
-            f"{len(sizes)} chunks at {32 * h}x{32 * w} px: bits {'identical' if same else 'differ'}, "
-            f"max rel {rel(joined, whole):.1e}")
-
-
-def _overlap_check(smoke: bool, device: torch.device):
-    """Stream to Video's three stages on the tiny streaming bundle, overlapped (CUDA streams on a GPU, worker
-    threads in smoke mode) vs one after another: the same bits, and Stage 1 of chunk k+1 started before the
-    decode of chunk k ended (`sana_wm_core.streaming_pipeline`; the timing is `bench_stream_overlap.py`)."""
-    import tempfile
-
-    from bench_args import conditioning
-    from bench_stream_overlap import load_bundle
-    from sana_wm_core.streaming import plan_stream_video, stream_video
-    from sana_wm_core.testing import tiny_config as C
-
-    with tempfile.TemporaryDirectory() as models:   # the refiner reads its files when it first runs
-        dit, vae, refiner = load_bundle(Path(models), device)
-        cond = conditioning(13, C.TINY_HEIGHT // 32, C.TINY_WIDTH // 32, C.LATENT_CHANNELS,
-                            int(dit.config.caption_channels))
-        plan = plan_stream_video(dit, cond, vae, refiner)
-        trace: list = []
-        run = dict(seed=5, refiner_prompt="a road")
-        seq = list(stream_video(dit, plan, vae, refiner, overlap=False, **run))
-        ovl = list(stream_video(dit, plan, vae, refiner, overlap=None if device.type == "cuda" else True,
-                                trace=trace, **run))
-    same = len(seq) == len(ovl) and all(torch.equal(a.latents, b.latents) and (a.frames == b.frames).all()
-                                        for a, b in zip(seq, ovl))
-    source = {t.index: t for t in trace if t.stage == "source"}
-    decode = {t.index: t for t in trace if t.stage == "decode"}
-    ahead = sum(source[k + 1].start < decode[k].end for k in range(len(ovl) - 1) if k + 1 in source)
-    mode = "CUDA streams" if device.type == "cuda" else "threads (smoke)"
-    return ("ok" if same and ahead > 0 else "failed",
-            f"{len(ovl)} chunks, {mode}: bits {'identical' if same else 'DIFFER'}, "
-            f"Stage 1 ahead of decode at {ahead} of {len(ovl) - 1} hand-offs")
 
 
 SECTIONS = {
