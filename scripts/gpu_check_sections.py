@@ -111,6 +111,11 @@ def _dit_pair(smoke: bool):
                      caption_channels=256, chunk_plucker_post_attn_blocks=4)
 
 
+def _dit_shape(smoke: bool) -> dict:
+    """The DiT checks' input sizes (dit_oracle.inputs): batch, latent frames, latent h x w, prompt tokens."""
+    return dict(B=2, F=3, h=4, w=6, L=12) if smoke else dict(B=2, F=6, h=22, w=40, L=64)
+
+
 def _cast_inputs(kw: dict, device, dtype) -> dict:
     out = {}
     for k, v in kw.items():
@@ -129,8 +134,7 @@ def _dit_bf16_check(smoke: bool, device: torch.device):
 
     ours, ref = _dit_pair(smoke)
     low = torch.float32 if device.type == "cpu" else torch.bfloat16
-    shape = dict(B=2, F=3, h=4, w=6, L=12) if smoke else dict(B=2, F=6, h=22, w=40, L=64)
-    kw = inputs(ours.config, **shape)
+    kw = inputs(ours.config, **_dit_shape(smoke))
     with torch.no_grad():
         ref32 = ref.to(device)(**_cast_inputs(kw, device, torch.float32), return_dict=False)[0]
         ref16 = copy.deepcopy(ref).to(device, low)(**_cast_inputs(kw, device, low), return_dict=False)[0]
@@ -147,17 +151,13 @@ def _sdpa_flag_check(smoke: bool, device: torch.device):
     """Our DiT's numbers on this device with ComfyUI's process-wide half-precision math-SDPA reduction allowed
     and with PyTorch's default: the same bits when every attention call gets a fused kernel, not the math one
     (tested on the CPU in test_dit_parity; this is the CUDA answer, in bf16 there)."""
-    from dit_oracle import half_reduction_math_sdp, inputs
+    from dit_oracle import flag_on_and_off, inputs
 
     ours, _ = _dit_pair(smoke)
     low = torch.float32 if device.type == "cpu" else torch.bfloat16
     ours = ours.to(device, low)
-    kw = _cast_inputs(inputs(ours.config, **(dict(B=2, F=3, h=4, w=6, L=12) if smoke else
-                                            dict(B=2, F=6, h=22, w=40, L=64))), device, low)
-    outs = []
-    for allowed in (True, False):
-        with half_reduction_math_sdp(allowed), torch.no_grad():
-            outs.append(ours(**kw))
+    kw = _cast_inputs(inputs(ours.config, **_dit_shape(smoke)), device, low)
+    outs = flag_on_and_off(lambda: ours(**kw))
     same = torch.equal(*outs)
     return ("ok" if same else "failed", f"{str(low)[6:]}: bits {'identical' if same else 'differ'} (max rel "
             f"{rel(*outs):.1e}) with allow_fp16_bf16_reduction_math_sdp on / off")

@@ -95,6 +95,15 @@ def half_reduction_math_sdp(allowed: bool) -> Iterator[None]:
         torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(before)
 
 
+def flag_on_and_off(fn) -> tuple:
+    """(fn() with ComfyUI's half-precision math-SDPA reduction allowed, fn() with PyTorch's default), no grad."""
+    outs = []
+    for allowed in (True, False):
+        with half_reduction_math_sdp(allowed), torch.no_grad():
+            outs.append(fn())
+    return tuple(outs)
+
+
 def reference_defaults() -> contextlib.AbstractContextManager:
     """Run the diffusers oracle under PyTorch's default (fp32) math-SDPA reduction, whatever the process set.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dit_oracle import camera_conditions, half_reduction_math_sdp, inputs, make_pair, rel_diff, run_ours, run_ref
+from dit_oracle import camera_conditions, flag_on_and_off, inputs, make_pair, rel_diff, run_ours, run_ref
 from sana_wm_core.model import SanaWMConfig, SanaWMTransformer, load_transformer
 
 TOL = 1e-4
@@ -50,24 +50,15 @@ def test_camera_change_matches(pair):
     assert rel_diff(d_ours, d_ref) < (1e-4 if not ours.config.softmax_blocks else 3e-3)
 
 
-def _flag_on_and_off(fn) -> tuple:
-    """fn() with ComfyUI's half-precision math-SDPA reduction allowed, and with PyTorch's default."""
-    outs = []
-    for allowed in (True, False):
-        with half_reduction_math_sdp(allowed), torch.no_grad():
-            outs.append(fn())
-    return tuple(outs)
-
-
 def test_numbers_do_not_follow_comfyuis_global_sdpa_flag(pair):
     """Importing ComfyUI allows half-precision reductions in PyTorch's math SDPA kernel process-wide. Every
     attention call of ours meets a fused kernel's layout, so our numbers do not move; the reference's (math
     kernel on its camera SDPA) do, which is why the oracle runs under PyTorch's default (dit_oracle)."""
     ours, ref = pair
     kw = inputs(ours.config, B=2, F=4, h=4, w=6)
-    on, off = _flag_on_and_off(lambda: ours(**kw))
+    on, off = flag_on_and_off(lambda: ours(**kw))
     assert torch.equal(on, off)
-    ref_on, ref_off = _flag_on_and_off(lambda: ref(**kw, return_dict=False)[0])
+    ref_on, ref_off = flag_on_and_off(lambda: ref(**kw, return_dict=False)[0])
     if ours.config.softmax_blocks and ours.config.linear_head_dim in (32, 64, 128, 256):
         assert not torch.equal(ref_on, ref_off), "the flag no longer changes the reference: drop reference_defaults"
 
@@ -81,7 +72,7 @@ def test_bf16_and_chunk_causal_numbers_do_not_follow_the_flag(variant):
         model = SanaWMTransformer(SanaWMConfig(**{**ours.config.to_dict(), "chunk_size": 2})).eval()
         model.load_state_dict(ours.state_dict())
     kw = inputs(model.config, B=1, F=5, h=3, w=4)
-    on, off = _flag_on_and_off(lambda: model(**kw))
+    on, off = flag_on_and_off(lambda: model(**kw))
     assert torch.equal(on, off)
 
 

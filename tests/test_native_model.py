@@ -40,6 +40,13 @@ def comfy_core():
     sys.path[:] = [p for p in sys.path if Path(p).resolve() != (REPO / "scripts").resolve()]
     sys.path.insert(0, str(COMFY))
     import comfy.cli_args
+    import comfy_api  # noqa: F401 - ComfyUI's (a namespace package: no __file__) under the name just freed
+
+    # inspect.getmodule (torch.compile's tracing calls it) memoises each module's file by name: an entry left
+    # from a module this process held under the same name would make it read a file-less package and raise
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) is None:
+            inspect._filesbymodname.pop(name, None)  # noqa: SLF001 - test-only repair of the swap above
 
     comfy.cli_args.args.cpu = True
     import comfy.model_management as mm
@@ -320,12 +327,6 @@ def test_core_torch_compile_wrapper_traces_the_dit(comfy_core, stage1):
     import torch._dynamo
     from comfy_api.torch_helpers import set_torch_compile_wrapper
 
-    # torch.compile's tracing calls inspect.getmodule, which memoises each module's file by name; in this test
-    # process a module swapped under the same name (comfy_core drops a shadowing `comfy_api`) leaves a stale
-    # entry that makes it read a file-less namespace package and raise. A ComfyUI process has no such swap.
-    for name, module in list(sys.modules.items()):
-        if getattr(module, "__file__", None) is None:
-            inspect._filesbymodname.pop(name, None)  # noqa: SLF001 - test-only repair of the swap above
     cpu = torch.device("cpu")
     compiled = comfy_core.model.wrap_as_core_model(stage1.dit, stage1.shift, cpu, cpu).clone()
     set_torch_compile_wrapper(model=compiled, backend="aot_eager")
